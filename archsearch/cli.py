@@ -1,0 +1,222 @@
+"""Command line: argument parsing and printing only; the work is in the library.
+
+Every user mistake ends as one line on stderr ("archsearch CMD: error: what; what
+to do") and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import warnings
+from pathlib import Path
+
+from . import __version__
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage + error; we print one line
+        sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+# Shared option groups ------------------------------------------------------------------
+
+def add_model_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a named architecture (see 'archsearch presets')")
+    src.add_argument("--config", metavar="FILE", help="a config.json written by 'archsearch export', or a genome JSON")
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    from .data import default_data_dir
+    p.add_argument("--dataset", default="mnist",
+                   help="mnist, fashion-mnist, kmnist, cifar10, or a path to an .npz with x_train, y_train, "
+                        "x_test, y_test (default: mnist)")
+    p.add_argument("--data-dir", default=None,
+                   help=f"where datasets live or are downloaded to (default: $ARCHSEARCH_DATA or data/; now "
+                        f"{default_data_dir()})")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if present)")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
+                   help="auto = bf16 where the hardware has it natively (CUDA, AMX/AVX512-BF16 CPUs), else fp32")
+
+
+def load_source(args) -> tuple[str, object, object]:
+    """(name, genome, train config) from --preset or --config."""
+    from .genome import Genome, GenomeError, TrainConfig
+    from .presets import get_preset
+    if args.preset:
+        p = get_preset(args.preset)
+        return p.name, p.genome, p.train
+    path = Path(args.config)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; give the config.json written by 'archsearch export'")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); give the config.json written by 'archsearch export'") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: expected a JSON object with 'genome' (and optionally 'train')")
+    gd = d.get("genome", d)
+    try:
+        genome = Genome.from_dict(gd)
+        cfg = TrainConfig.from_dict(d.get("train", {}))
+    except (GenomeError, TypeError) as e:
+        raise UserError(f"{path}: {e}") from None
+    return d.get("name", path.stem), genome, cfg
+
+
+# Commands ---------------------------------------------------------------------------
+
+def cmd_presets(args) -> int:
+    from .model import count_flops, count_params
+    from .presets import PRESETS
+    rows = [{"name": p.name, "params": count_params(p.genome), "flops": count_flops(p.genome),
+             "reported": p.reported, "source": p.source} for p in PRESETS.values()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'preset':<12} {'params':>8} {'FLOPs':>11}  reported test acc (as published)")
+    for r in rows:
+        print(f"{r['name']:<12} {r['params']:>8,} {r['flops']:>11,}  {r['reported']}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .model import count_flops, count_params, layer_table
+    name, genome, cfg = load_source(args)
+    rows = layer_table(genome)
+    out = {"name": name, "params": count_params(genome), "flops": count_flops(genome), "layers": rows,
+           "architecture": genome.describe(), "genome": genome.to_dict(), "train": cfg.to_dict()}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{name}: {genome.describe()}")
+    print(f"{'Layer (type)':<24} {'Output Shape':>16} {'Param #':>9} {'FLOPs':>12}")
+    print("=" * 64)
+    for r in rows:
+        shape = "[-1, " + ", ".join(map(str, r["shape"])) + "]"
+        print(f"{r['layer']:<24} {shape:>16} {r['params']:>9,} {r['flops']:>12,}")
+    print("=" * 64)
+    print(f"Total params: {out['params']:,}")
+    print(f"FLOPs per image: {out['flops']:,} (multiply-accumulates of conv and linear layers)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from dataclasses import replace
+
+    import torch
+
+    from .data import load
+    from .genome import GenomeError
+    from .model import build_model, count_flops, count_params
+    from .train import default_precision, evaluate, resolve_device, train
+    name, genome, cfg = load_source(args)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    cfg = replace(cfg, **overrides)
+    device = resolve_device(args.device)
+    precision = default_precision(device) if args.precision == "auto" else args.precision
+    data = load(args.dataset, args.data_dir, val_size=0, device=device)  # full training set: nothing to select on
+    try:
+        genome = genome.with_input(data.in_shape, data.num_classes)
+        params, flops = count_params(genome), count_flops(genome)
+    except GenomeError as e:
+        raise UserError(f"{name} does not fit {args.dataset} ({data.in_shape}, {data.num_classes} classes): {e}") \
+            from None
+    log = lambda s: print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
+    log(f"{name}: {params:,} params, {flops:,} FLOPs/image; {args.dataset}, {len(data.train_x):,} training images, "
+        f"{cfg.epochs} epochs, batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g} {cfg.schedule}; "
+        f"{device} {precision}")
+    accs, secs = [], []
+    for k in range(args.seeds):
+        seed = args.seed + k
+        torch.manual_seed(seed)
+        model = build_model(genome)
+        hist = train(model, data, cfg, precision=precision, seed=seed, progress=True)
+        accs.append(evaluate(model, data, data.test_x, data.test_y, precision))
+        secs.append(statistics.mean(h["seconds"] for h in hist))
+        log(f"seed {seed}: test {accs[-1]:.2f}% after {cfg.epochs} epochs ({secs[-1]:.1f} s/epoch, "
+            f"final train loss {hist[-1]['train_loss']:.4f})")
+    mean, std = statistics.mean(accs), (statistics.stdev(accs) if len(accs) > 1 else 0.0)
+    out = {"name": name, "dataset": args.dataset, "params": params, "flops": flops, "test_acc_mean": mean,
+           "test_acc_std": std, "test_accs": accs, "epoch_seconds": statistics.mean(secs), "epochs": cfg.epochs,
+           "seeds": list(range(args.seed, args.seed + args.seeds)), "device": str(device), "precision": precision,
+           "train": cfg.to_dict(), "genome": genome.to_dict()}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"test accuracy {mean:.2f} ± {std:.2f} % (final epoch, {len(accs)} seed{'s' * (len(accs) > 1)}); "
+              f"{params:,} params; {out['epoch_seconds']:.1f} s/epoch")
+    return 0
+
+
+# Parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = OneLineParser(prog="archsearch", description="Search compact CNNs under a hard parameter budget.")
+    ap.add_argument("--version", action="version", version=f"archsearch {__version__}")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+
+    p = sub.add_parser("train", help="train a preset or exported config on the full training set; report test acc",
+                       description="Train on the full training set (train + validation split) and report the "
+                                   "final-epoch test accuracy, mean ± std over --seeds runs.")
+    add_model_source(p)
+    add_data_options(p)
+    p.add_argument("--epochs", type=positive_int, help="override the config's epochs")
+    p.add_argument("--batch-size", type=positive_int, help="override the config's batch size")
+    p.add_argument("--seeds", type=positive_int, default=1, help="independent runs to average (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; runs use seed, seed+1, ... (default 0)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout (progress on stderr)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("show", help="layer table of a preset or config: output shapes, params, FLOPs",
+                       description="Print a torchsummary-style layer table with exact parameter and FLOP counts.")
+    add_model_source(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (params, flops, layers)")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("presets", help="list the named architectures with their parameter counts",
+                       description="List presets: the seven hand-designed seed models.")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {name, params, ...}")
+    p.set_defaults(func=cmd_presets)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")  # library chatter means nothing to a user; errors still surface
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if not getattr(args, "func", None):
+        ap.print_help()
+        return 2
+    from .data import DataError
+    from .genome import GenomeError
+    try:
+        return args.func(args)
+    except (UserError, GenomeError, DataError, ValueError) as e:
+        print(f"archsearch {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"archsearch {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # output piped into e.g. `head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

@@ -1,0 +1,201 @@
+"""Load a dataset once, as uint8 tensors on the training device.
+
+Why tensors and not a DataLoader: MNIST-sized sets fit in memory many times
+over, and for models this small the per-batch Python of a DataLoader + PIL
+pipeline costs more than the convolutions (benchmarks/epoch_speed.py). Images
+stay uint8 (1 byte/pixel) until a batch is sliced; normalisation happens there.
+
+Splits: the training set is shuffled once with a fixed seed (SPLIT_SEED, not the
+run's seed, so every trial of every study sees the same validation images); the
+first `val_size` images are the validation split, the next `train_size` (or all
+the rest) the training split. The test set is only ever read to report.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SPLIT_SEED = 20260101
+IDX_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
+DATASETS = (*IDX_SETS, "cifar10")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class DataError(ValueError):
+    """Data that is missing, corrupt, or not what the user asked for."""
+
+
+def default_data_dir() -> str:
+    return os.environ.get("ARCHSEARCH_DATA", "data")
+
+
+# Raw arrays (CPU numpy), cached per process -----------------------------------------
+
+def _read_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read ({e}); delete it and fetch the file again") from None
+    if len(raw) < 4 + 4 * ndim or struct.unpack(">I", raw[:4])[0] != magic:
+        raise DataError(f"{path}: not an IDX file (wrong magic number); delete it and fetch the file again")
+    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    body = raw[4 + 4 * ndim:]
+    if len(body) != int(np.prod(dims)):
+        raise DataError(f"{path}: truncated or padded: header says {dims} = {int(np.prod(dims))} bytes, "
+                        f"file holds {len(body)}; fetch the file again")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for p in (folder / stem, folder / f"{stem}.gz"):
+        if p.exists():
+            return p
+    return None
+
+
+def _load_idx(name: str, data_dir: str):
+    folder = Path(data_dir) / IDX_SETS[name] / "raw"
+    paths = [_find(folder, s) for s in IDX_FILES]
+    if None in paths:
+        import torchvision  # only to download; reading is ours (no writes next to the source files)
+        cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
+               "kmnist": torchvision.datasets.KMNIST}[name]
+        try:
+            cls(data_dir, train=True, download=True)
+        except Exception as e:  # no network, unwritable dir, ...: one message that says where files go
+            raise DataError(f"{name} not found: expected {', '.join(s + '.gz' for s in IDX_FILES)} in {folder} "
+                            f"(download failed: {str(e).splitlines()[0][:100]}); copy them there or set "
+                            f"--data-dir / ARCHSEARCH_DATA") from None
+        paths = [_find(folder, s) for s in IDX_FILES]
+    xtr, ytr, xte, yte = (_read_idx(p, 0x803 if "images" in p.name else 0x801, 3 if "images" in p.name else 1)
+                          for p in paths)
+    return xtr[:, None], ytr, xte[:, None], yte
+
+
+def _load_cifar10(data_dir: str):
+    import torchvision
+    try:
+        tr = torchvision.datasets.CIFAR10(data_dir, train=True, download=True)
+        te = torchvision.datasets.CIFAR10(data_dir, train=False, download=True)
+    except Exception as e:
+        raise DataError(f"cifar10 not found: expected {Path(data_dir) / 'cifar-10-batches-py'} "
+                        f"(download failed: {str(e).splitlines()[0][:100]}); set --data-dir / ARCHSEARCH_DATA") from None
+    to_nchw = lambda a: np.ascontiguousarray(np.asarray(a).transpose(0, 3, 1, 2))
+    return to_nchw(tr.data), np.asarray(tr.targets), to_nchw(te.data), np.asarray(te.targets)
+
+
+def _to_nchw(x: np.ndarray, key: str, path: str) -> np.ndarray:
+    if x.ndim == 3:
+        return x[:, None]
+    if x.ndim == 4:
+        if x.shape[1] <= 4 < x.shape[3]:
+            return x
+        if x.shape[3] <= 4:
+            return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    raise DataError(f"{path}: {key} has shape {x.shape}; expected uint8 images NHW, NHWC or NCHW (C <= 4)")
+
+
+def _load_npz(path: str):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in z.files}
+    except Exception as e:
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}); save it with numpy.savez") from None
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays)
+    if missing:
+        raise DataError(f"{path}: missing array(s) {sorted(missing)}; need x_train, y_train, x_test, y_test")
+    out = []
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8:
+            raise DataError(f"{path}: x_{split} is {x.dtype}; expected uint8 images (0-255)")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or len(y) != len(x):
+            raise DataError(f"{path}: y_{split} must be {len(x)} integer labels, got shape {y.shape} {y.dtype}")
+        out += [_to_nchw(x, f"x_{split}", path), y]
+    if out[0].shape[1:] != out[2].shape[1:]:
+        raise DataError(f"{path}: train images {out[0].shape[1:]} and test images {out[2].shape[1:]} differ in shape")
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def load_arrays(name: str, data_dir: str):
+    """(x_train, y_train, x_test, y_test) as numpy, NCHW uint8 + int labels; checked."""
+    if name.endswith(".npz"):
+        if not Path(name).is_file():
+            raise DataError(f"dataset file {name} does not exist")
+        xtr, ytr, xte, yte = _load_npz(name)
+    elif name in IDX_SETS:
+        xtr, ytr, xte, yte = _load_idx(name, data_dir)
+    elif name == "cifar10":
+        xtr, ytr, xte, yte = _load_cifar10(data_dir)
+    else:
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or give a path to an .npz file")
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise DataError(f"{name}: {len(xtr)} training images but {len(ytr)} labels "
+                        f"({len(xte)}/{len(yte)} for test); the files do not belong together")
+    k = int(max(ytr.max(), yte.max())) + 1
+    if ytr.min() < 0 or yte.min() < 0 or (name in IDX_SETS or name == "cifar10") and k > 10:
+        raise DataError(f"{name}: labels out of range (min {min(ytr.min(), yte.min())}, max {k - 1}); "
+                        f"the label file is corrupt")
+    return xtr, ytr.astype(np.int64), xte, yte.astype(np.int64)
+
+
+# Device-resident splits ------------------------------------------------------------
+
+@dataclass
+class Data:
+    name: str
+    train_x: torch.Tensor      # uint8 [N, C, H, W] on device
+    train_y: torch.Tensor      # int64 [N]
+    val_x: torch.Tensor        # may be empty (train on the full training set)
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: torch.Tensor         # float32 [1, C, 1, 1], of x/255 over the training split
+    std: torch.Tensor
+    num_classes: int
+
+    @property
+    def in_shape(self) -> tuple:
+        return tuple(self.train_x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0, 1] float images -> normalised float32."""
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return (x - self.mean) / self.std
+
+
+def load(name: str, data_dir: str | None = None, val_size: int = 5000, train_size: int | None = None,
+         device: str | torch.device = "cpu") -> Data:
+    xtr, ytr, xte, yte = load_arrays(name, data_dir or default_data_dir())
+    if val_size < 0 or val_size >= len(xtr) - 1:
+        raise DataError(f"--val-size {val_size} leaves no training images ({len(xtr)} in {name})")
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(xtr))
+    val_idx, train_idx = order[:val_size], order[val_size:]
+    if train_size is not None:
+        if train_size < 2:
+            raise DataError(f"--train-size must be at least 2, got {train_size}")
+        train_idx = train_idx[:train_size]
+    dev = torch.device(device)
+    t = lambda a: torch.from_numpy(np.array(a)).to(dev)  # a writable copy: the IDX buffers are read-only
+    train_x = t(xtr[train_idx])
+    # Stats from the training split only, in float64 to keep 60k x 784 sums exact enough.
+    xf = train_x.double().div_(255)
+    mean = xf.mean(dim=(0, 2, 3), keepdim=True).float()
+    std = xf.std(dim=(0, 2, 3), keepdim=True).float().clamp_min(1e-3)
+    return Data(name, train_x, t(ytr[train_idx]), t(xtr[val_idx]), t(ytr[val_idx]), t(xte), t(yte),
+                mean, std, int(max(ytr.max(), yte.max())) + 1)
