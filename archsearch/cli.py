@@ -52,6 +52,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help=f"where datasets live or are downloaded to (default: $ARCHSEARCH_DATA or data/; now "
                         f"{default_data_dir()})")
+    p.add_argument("--train-size", type=positive_int, default=None,
+                   help="use only the first N images of the (shuffled, seeded) training split: quick runs, tests")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if present)")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="auto = bf16 where the hardware has it natively (CUDA, AMX/AVX512-BF16 CPUs), else fp32")
@@ -133,7 +135,7 @@ def cmd_train(args) -> int:
     cfg = replace(cfg, **overrides)
     device = resolve_device(args.device)
     precision = default_precision(device) if args.precision == "auto" else args.precision
-    data = load(args.dataset, args.data_dir, val_size=0, device=device)  # full training set: nothing to select on
+    data = load(args.dataset, args.data_dir, val_size=0, train_size=args.train_size, device=device)  # full training set: nothing to select on
     try:
         genome = genome.with_input(data.in_shape, data.num_classes)
         params, flops = count_params(genome), count_flops(genome)

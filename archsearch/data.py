@@ -65,6 +65,9 @@ def _find(folder: Path, stem: str) -> Path | None:
 def _load_idx(name: str, data_dir: str):
     folder = Path(data_dir) / IDX_SETS[name] / "raw"
     paths = [_find(folder, s) for s in IDX_FILES]
+    if None in paths and os.environ.get("ARCHSEARCH_OFFLINE"):
+        raise DataError(f"{name} not found: expected {', '.join(s + '.gz' for s in IDX_FILES)} in {folder} "
+                        f"(ARCHSEARCH_OFFLINE is set, so no download); copy them there or set --data-dir")
     if None in paths:
         import torchvision  # only to download; reading is ours (no writes next to the source files)
         cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
@@ -83,6 +86,9 @@ def _load_idx(name: str, data_dir: str):
 
 def _load_cifar10(data_dir: str):
     import torchvision
+    if os.environ.get("ARCHSEARCH_OFFLINE") and not (Path(data_dir) / "cifar-10-batches-py").is_dir():
+        raise DataError(f"cifar10 not found: expected {Path(data_dir) / 'cifar-10-batches-py'} "
+                        f"(ARCHSEARCH_OFFLINE is set, so no download); set --data-dir")
     try:
         tr = torchvision.datasets.CIFAR10(data_dir, train=True, download=True)
         te = torchvision.datasets.CIFAR10(data_dir, train=False, download=True)

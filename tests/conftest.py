@@ -1,0 +1,77 @@
+"""Shared fixtures: random valid genomes, the real MNIST copy, synthetic data."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archsearch.genome import Conv, Genome, GenomeError, Linear, Pool, trace
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def mnist_dir() -> str | None:
+    """Where real MNIST is: $ARCHSEARCH_DATA or ../shared/data, if the files are there."""
+    for d in (os.environ.get("ARCHSEARCH_DATA"), str(SHARED_DATA)):
+        if d and (Path(d) / "MNIST" / "raw" / "train-images-idx3-ubyte.gz").exists():
+            return d
+    return None
+
+
+@pytest.fixture
+def mnist():
+    d = mnist_dir()
+    if d is None:
+        pytest.skip("real MNIST not found (set ARCHSEARCH_DATA)")
+    return d
+
+
+def random_genome(rng: random.Random, in_shape=(1, 28, 28), num_classes=10) -> Genome:
+    """A random *valid* genome: convs with random kernels/padding/norms, pools that
+    keep the map >= 1x1, and one of the head kinds the genome supports."""
+    while True:
+        layers, (c, h, w) = [], in_shape
+        for _ in range(rng.randint(1, 7)):
+            if rng.random() < 0.25 and h >= 2:
+                k = rng.choice([2, 2, 3]) if h >= 3 else 2
+                layers.append(Pool(rng.choice(["max", "avg"]), k))
+                h, w = h // k, w // k
+                continue
+            k = rng.choice([1, 3, 3, 5])
+            pad = rng.choice([0, k // 2])
+            if k > h + 2 * pad:
+                k, pad = 1, 0
+            layers.append(Conv(rng.randint(1, 40), k, pad, rng.random() < 0.3, rng.choice(
+                ["bn_relu", "relu_bn", "relu", "none"]), rng.choice([0.0, 0.1]), rng.choice(["dropout", "dropout2d"])))
+            h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
+        head = rng.choice(["gap_linear", "conv_gap", "gap_conv", "flatten_linear", "linear_linear"])
+        if head == "gap_linear":
+            layers += [Pool("avg", 0), Linear(num_classes, rng.random() < 0.8)]
+        elif head == "conv_gap":
+            layers += [Conv(num_classes, 1, 0, rng.random() < 0.5, "none"), Pool(rng.choice(["avg", "max"]), 0)]
+        elif head == "gap_conv":
+            layers += [Pool("avg", 0), Conv(num_classes, 1, 0, rng.random() < 0.5, "none")]
+        elif head == "flatten_linear":
+            layers += [Linear(num_classes)]
+        else:
+            layers += [Pool("max", 0), Linear(rng.randint(2, 30)), Linear(num_classes)]
+        g = Genome(tuple(layers), in_shape, num_classes)
+        try:
+            trace(g)
+            return g
+        except GenomeError:
+            continue
+
+
+def write_npz(path, n_train=64, n_test=32, shape=(12, 12), classes=3, seed=0, layout="NHW"):
+    rng = np.random.default_rng(seed)
+    def imgs(n):
+        x = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+        return {"NHW": x, "NHWC": x[..., None], "NCHW": x[:, None]}[layout]
+    np.savez(path, x_train=imgs(n_train), y_train=rng.integers(0, classes, n_train),
+             x_test=imgs(n_test), y_test=rng.integers(0, classes, n_test))
+    return str(path)
