@@ -1,0 +1,51 @@
+"""Multi-objective asynchronous successive halving (MO-ASHA), as pure functions.
+
+Optuna forbids `trial.report` in multi-objective studies, so the search decides
+pruning itself. Rungs sit at epochs r0 * eta^k below the last epoch (r0=1, eta=3,
+15 epochs: 1, 3, 9). A trial reaching a rung continues only if, among all trials
+that reached that rung so far (itself included), it is in the top 1/eta when
+ordered by non-dominated rank of (accuracy at the rung: higher is better,
+params: lower is better), ties within a rank broken by accuracy. Until
+`min_peers` trials have reached a rung, nobody is pruned there (too little to
+compare with). Schmucker et al. 2021, "Multi-objective ASHA".
+"""
+from __future__ import annotations
+
+import math
+
+
+def rungs(max_epochs: int, r0: int = 1, eta: int = 3) -> list[int]:
+    out, r = [], r0
+    while r < max_epochs:
+        out.append(r)
+        r *= eta
+    return out
+
+
+def dominates(a: tuple[float, int], b: tuple[float, int]) -> bool:
+    """a = (accuracy, params) dominates b: no worse in both, better in one."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+
+def nondominated_ranks(points: list[tuple[float, int]]) -> list[int]:
+    """Front index per point (0 = Pareto front). O(n^2) per front: rungs hold hundreds at most."""
+    ranks = [-1] * len(points)
+    left, front = set(range(len(points))), 0
+    while left:
+        current = {i for i in left if not any(dominates(points[j], points[i]) for j in left if j != i)}
+        for i in current:
+            ranks[i] = front
+        left -= current
+        front += 1
+    return ranks
+
+
+def keeps(me: tuple[float, int], peers: list[tuple[float, int]], eta: int = 3, min_peers: int = 4) -> bool:
+    """Should a trial at (accuracy, params) continue past this rung, given the other
+    trials' (accuracy, params) at the same rung (`peers` excludes `me`)?"""
+    points = [me, *peers]
+    if len(points) < min_peers:
+        return True
+    ranks = nondominated_ranks(points)
+    order = sorted(range(len(points)), key=lambda i: (ranks[i], -points[i][0], points[i][1], i != 0))
+    return order.index(0) < math.ceil(len(points) / eta)
