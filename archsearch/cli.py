@@ -169,12 +169,144 @@ def cmd_train(args) -> int:
     return 0
 
 
+def positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {s}")
+    return v
+
+
+def add_study_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", help="study name (default: derived from dataset and budget, e.g. mnist-b10000)")
+    p.add_argument("--storage", help="any Optuna storage URL (default: sqlite:///studies/<study>.db)")
+
+
+def _front_table(rows: list[dict]) -> str:
+    lines = [f"{'trial':>5} {'params':>8} {'FLOPs':>11} {'val acc':>8} {'test acc':>8} {'epochs':>6}  architecture"]
+    for r in rows:
+        test = f"{r['test_acc']:.2f}" if r["test_acc"] is not None else "-"
+        label = f"[{r['preset']}] " if r.get("preset") else ""
+        lines.append(f"{r['trial']:>5} {r['params']:>8,} {r['flops'] or 0:>11,} {r['val_acc']:>8.2f} {test:>8} "
+                     f"{r['epochs'] or 0:>6}  {label}{r['arch']}")
+    return "\n".join(lines)
+
+
+def cmd_run(args) -> int:
+    import optuna
+
+    from . import search
+    from .data import load
+    from .train import default_precision, resolve_device
+    if args.prune and args.epochs <= args.min_rung:
+        raise UserError(f"--epochs {args.epochs} leaves no room for pruning at epoch {args.min_rung}; "
+                        f"use --epochs > {args.min_rung} or --no-prune")
+    device = resolve_device(args.device)
+    precision = default_precision(device) if args.precision == "auto" else args.precision
+    name = args.study or search.default_study_name(args.dataset, args.budget)
+    url = args.storage or search.default_storage(name)
+    settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
+                               train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
+                               min_rung=args.min_rung, sampler=args.sampler)
+    data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
+    smallest = search.min_budget(data.in_shape, data.num_classes)
+    if args.budget < smallest:
+        raise UserError(f"--budget {args.budget:,} is below the smallest model the search can build "
+                        f"({smallest:,} parameters for {args.dataset}); use --budget >= {smallest}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = search.open_storage(url)
+    study, created = search.open_study(storage, name, settings, presets=args.presets)
+    done = search.finished_count(study)
+    print(f"study {name!r} in {search.mask_url(url)}: {'created' if created else 'resumed'}, {done} of "
+          f"{args.trials} trials finished; budget {args.budget:,} params, {args.epochs} epochs, "
+          f"{len(data.train_x):,} training / {len(data.val_x):,} validation images, {device} {precision}; "
+          f"pruning at epochs {settings.rungs or 'off'}", flush=True)
+    from tqdm import tqdm
+    bar = tqdm(total=args.trials, initial=min(done, args.trials), unit="trial", file=sys.stderr, disable=None,
+               dynamic_ncols=True)
+    on_trial = lambda t: (bar.write(search.trial_line(t), file=sys.stdout), bar.update(1))
+    resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
+    try:
+        search.run(study, search.Objective(settings, data, precision), args.trials, args.timeout, on_trial)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"\ninterrupted: the running trial is marked FAIL and will be re-run; resume with: {resume}",
+              file=sys.stderr)
+        return 130
+    bar.close()
+    rows = search.front(study)
+    print(f"\nPareto front ({len(rows)} trials) of {search.finished_count(study)} finished:")
+    print(_front_table(rows))
+    flags = f"--study {name}" + (f" --storage {search.mask_url(url)}" if args.storage else "")
+    print(f"\nstudy: {name} in {search.mask_url(url)}\nnext: archsearch pareto {flags}")
+    return 0
+
+
+def cmd_pareto(args) -> int:
+    from . import search
+    if not args.study and not args.storage:
+        raise UserError("name the study with --study NAME (and --storage URL if it is not in studies/)")
+    name = args.study
+    url = args.storage or search.default_storage(name)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        present = sorted(p.stem for p in Path("studies").glob("*.db"))
+        raise UserError(f"no study database {url[len('sqlite:///'):]}; studies in studies/: "
+                        f"{', '.join(present) or 'none'}")
+    storage = search.open_storage(url)
+    if not name:
+        names = search.study_names(storage)
+        if len(names) != 1:
+            raise UserError(f"{len(names)} studies in this storage; pick one with --study: {', '.join(names)}")
+        name = names[0]
+    rows = search.front(search.load_study(storage, name))
+    if args.json:
+        print(json.dumps([{k: r[k] for k in ("trial", "params", "flops", "val_acc", "test_acc", "epochs")}
+                          for r in rows]))
+    else:
+        print(f"Pareto front of {name} ({len(rows)} trials):")
+        print(_front_table(rows))
+    return 0
+
+
 # Parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     ap = OneLineParser(prog="archsearch", description="Search compact CNNs under a hard parameter budget.")
     ap.add_argument("--version", action="version", version=f"archsearch {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+
+    p = sub.add_parser("run", help="search architectures + hyperparameters under --budget; resumes a study",
+                       description="Multi-objective search (max validation accuracy, min parameters) in an Optuna "
+                                   "study. Every model is within the budget by construction. Rerunning the same "
+                                   "command resumes the study.")
+    p.add_argument("--budget", type=positive_int, required=True, help="hard limit on trainable parameters")
+    p.add_argument("--trials", type=positive_int, default=100,
+                   help="finished trials the study should hold in total; a resumed run continues to N (default 100)")
+    p.add_argument("--timeout", type=positive_float, help="stop starting new trials after this many seconds")
+    p.add_argument("--epochs", type=positive_int, default=15, help="epochs per trial (default 15)")
+    p.add_argument("--val-size", type=positive_int, default=5000,
+                   help="validation images carved from the training set, fixed seed (default 5000)")
+    p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
+                   help="Optuna sampler, seeded by --seed (default tpe, multivariate)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each trial's training")
+    p.add_argument("--no-presets", dest="presets", action="store_false",
+                   help="do not start the study with the seed presets that fit the budget")
+    p.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial for all epochs")
+    p.add_argument("--eta", type=positive_int, default=3, help="pruning keeps the top 1/eta at each rung (default 3)")
+    p.add_argument("--min-rung", type=positive_int, default=1,
+                   help="first pruning rung in epochs; rungs are min_rung * eta^k (default 1: 1, 3, 9 of 15)")
+    add_study_options(p)
+    add_data_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("pareto", help="print the Pareto front (val accuracy vs params) of a study",
+                       description="Print the current Pareto front of any study, running or finished.")
+    add_study_options(p)
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {trial, params, flops, val_acc, test_acc, epochs}")
+    p.set_defaults(func=cmd_pareto)
 
     p = sub.add_parser("train", help="train a preset or exported config on the full training set; report test acc",
                        description="Train on the full training set (train + validation split) and report the "
@@ -211,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .data import DataError
     from .genome import GenomeError
+    from .search import SearchError  # noqa: F401  (a ValueError: caught below)
     try:
         return args.func(args)
     except (UserError, GenomeError, DataError, ValueError) as e:

@@ -1,0 +1,263 @@
+"""The search: a two-objective Optuna study (max val accuracy, min params).
+
+Optuna 5 forbids `trial.report` in multi-objective studies, so pruning is ours:
+the trainer's on_epoch_end hook stores the learning curve as a user attr and, at
+each rung, asks pruning.keeps() against the curves of every other trial in the
+storage (so several workers share one pruner). A study carries its settings as
+user attrs; resuming with different ones is refused instead of mixing results.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from . import __version__, space
+from .budget import DoesNotFit, fit_to_budget, scale
+from .genome import GenomeError
+from .model import build_model, count_flops, count_params
+from .presets import PRESETS
+from .pruning import keeps, rungs
+from .train import TrainingDiverged, evaluate, train
+
+METRICS = ["val_accuracy", "params"]
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class SearchError(ValueError):
+    """A run that cannot start as asked (bad storage, mismatched settings, ...)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What defines a study; stored in it, compared on resume."""
+    dataset: str
+    budget: int
+    epochs: int = 15
+    val_size: int = 5000
+    train_size: int | None = None
+    seed: int = 0
+    prune: bool = True
+    eta: int = 3
+    min_rung: int = 1
+    min_peers: int = 4    # trials that must reach a rung before anyone is pruned there
+    sampler: str = "tpe"
+
+    @property
+    def rungs(self) -> list[int]:
+        return rungs(self.epochs, self.min_rung, self.eta) if self.prune else []
+
+
+def default_study_name(dataset: str, budget: int) -> str:
+    return f"{Path(dataset).stem if dataset.endswith('.npz') else dataset}-b{budget}"
+
+
+def default_storage(study: str) -> str:
+    return f"sqlite:///studies/{study}.db"
+
+
+def mask_url(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def open_storage(url: str):
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):])
+        folder = path.parent if str(path.parent) else Path(".")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SearchError(f"cannot create {folder} for the study database ({e.strerror}); use --storage") from None
+        if not os.access(folder, os.W_OK):
+            raise SearchError(f"{folder} is not writable; choose another place with --storage sqlite:///PATH.db")
+    try:
+        # A busy timeout (seconds) lets concurrent readers/writers wait instead of failing.
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as e:
+        raise SearchError(f"cannot open storage {mask_url(url)}: {str(e).splitlines()[0][:160]}") from None
+
+
+def _sampler(name: str, seed: int):
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
+
+
+def study_names(storage) -> list[str]:
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
+
+
+def load_study(storage, name: str, sampler=None) -> optuna.Study:
+    names = study_names(storage)
+    if name not in names:
+        raise SearchError(f"no study {name!r} in this storage; studies present: {', '.join(names) or 'none'}")
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+
+
+def open_study(storage, name: str, settings: Settings, presets: bool = True) -> tuple[optuna.Study, bool]:
+    """Resume `name` if it exists with the same settings, else create it. (study, created)."""
+    sampler = _sampler(settings.sampler, settings.seed)
+    wanted = asdict(settings)
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        stored = study.user_attrs.get("settings", {})
+        diff = [f"{k}={stored.get(k)!r} (you gave {v!r})" for k, v in wanted.items() if stored.get(k) != v]
+        if diff:
+            raise SearchError(f"study {name!r} was created with {', '.join(diff)}; rerun with its settings or "
+                              f"start a new study with --study NEW_NAME")
+        return study, False
+    study = optuna.create_study(storage=storage, study_name=name, directions=["maximize", "minimize"],
+                                sampler=sampler)
+    study.set_metric_names(METRICS)
+    study.set_user_attr("settings", wanted)
+    study.set_user_attr("archsearch_version", __version__)
+    study.set_user_attr("torch_version", torch.__version__)
+    if presets:
+        enqueue_presets(study, settings)
+    return study, True
+
+
+def enqueue_presets(study: optuna.Study, settings: Settings) -> list[str]:
+    """Warm start: the hand-designed seeds that fit the budget, smallest first.
+
+    They are not points of the sampled space, so they are enqueued as trials with
+    no parameters and a 'preset' user attr; the objective builds the preset's
+    genome exactly. The sampler sees them as ordinary results.
+    """
+    fitting = sorted((count_params(p.genome), name) for name, p in PRESETS.items()
+                     if count_params(p.genome) <= settings.budget)
+    for _, name in fitting:
+        study.enqueue_trial({}, user_attrs={"preset": name})
+    return [n for _, n in fitting]
+
+
+def min_budget(in_shape: tuple, num_classes: int) -> int:
+    return count_params(scale(space.smallest_layout(in_shape, num_classes), 0.0))
+
+
+class Objective:
+    def __init__(self, settings: Settings, data, precision: str):
+        self.s, self.data, self.precision = settings, data, precision
+
+    def genome_and_config(self, trial):
+        name = trial.user_attrs.get("preset")
+        if name:
+            p = PRESETS[name]
+            return p.genome.with_input(self.data.in_shape, self.data.num_classes), replace(p.train, epochs=self.s.epochs)
+        choices, frac, cfg = space.sample(trial, self.s.epochs)
+        try:
+            layout = space.layout(choices, self.data.in_shape, self.data.num_classes)
+            try:
+                genome = fit_to_budget(layout, int(self.s.budget * frac)).genome
+            except DoesNotFit as e:  # too big for its fraction but not for the budget: its smallest form
+                if e.min_params > self.s.budget:
+                    raise
+                genome = fit_to_budget(layout, e.min_params).genome
+        except GenomeError as e:
+            # Infeasible: end at once, and tell the sampler by how much it missed.
+            over = getattr(e, "min_params", self.s.budget + 1) - self.s.budget
+            trial.set_constraint("params_over_budget", float(over))
+            trial.set_user_attr("infeasible", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        return genome, cfg
+
+    def __call__(self, trial: optuna.Trial):
+        genome, cfg = self.genome_and_config(trial)
+        params = count_params(genome)
+        trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
+        for k, v in {"params": params, "flops": count_flops(genome), "genome": genome.to_dict(),
+                     "train": cfg.to_dict(), "arch": genome.describe(), "device": str(self.data.device)}.items():
+            trial.set_user_attr(k, v)
+        curve: list[float] = []
+        t0 = time.perf_counter()
+
+        def on_epoch_end(epoch: int, val_acc: float) -> None:
+            curve.append(round(val_acc, 4))
+            trial.set_user_attr("curve", curve)
+            trial.set_user_attr("epochs_run", epoch)
+            trial.set_user_attr("epoch_seconds", round((time.perf_counter() - t0) / epoch, 3))
+            if epoch in self.s.rungs:
+                peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
+                         for t in trial.study.get_trials(deepcopy=False)
+                         if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]
+                if not keeps((val_acc, params), peers, self.s.eta, self.s.min_peers):
+                    trial.set_user_attr("pruned_at", epoch)
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+        seed = self.s.seed + trial.number
+        torch.manual_seed(seed)
+        model = build_model(genome)
+        try:
+            train(model, self.data, cfg, on_epoch_end, precision=self.precision, seed=seed)
+        except TrainingDiverged as e:
+            trial.set_user_attr("fail_reason", str(e))
+            raise
+        # Reported, never used to choose: the search's objective is the validation accuracy.
+        trial.set_user_attr("test_acc", round(evaluate(model, self.data, self.data.test_x, self.data.test_y,
+                                                       self.precision), 4))
+        return curve[-1], params
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards --trials: complete, pruned, or failed by their own
+    hyperparameters (diverged). Crashed or interrupted trials are re-run."""
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
+    return sum(1 for t in trials if t.state in FINISHED or "fail_reason" in t.user_attrs)
+
+
+def trial_line(t: optuna.trial.FrozenTrial) -> str:
+    a = t.user_attrs
+    name = f" [{a['preset']}]" if "preset" in a else ""
+    secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
+    if "infeasible" in a:
+        return f"#{t.number:<4} infeasible{name}: {a['infeasible']}"
+    acc = a.get("curve", [None])[-1]
+    acc_s = f"val {acc:6.2f}%" if acc is not None else "val   -   "
+    state = t.state.name
+    if "pruned_at" in a:
+        state = f"PRUNED at epoch {a['pruned_at']}"
+    elif "fail_reason" in a:
+        state = f"FAIL: {a['fail_reason']}"
+    return f"#{t.number:<4} {a.get('params', 0):>7,} params  {acc_s}  {state}  ({secs:.0f} s){name}"
+
+
+def front(study: optuna.Study) -> list[dict]:
+    """The Pareto front of COMPLETE trials, smallest first."""
+    rows = []
+    for t in study.best_trials:
+        a = t.user_attrs
+        rows.append({"trial": t.number, "params": int(t.values[1]), "flops": a.get("flops"),
+                     "val_acc": t.values[0], "test_acc": a.get("test_acc"), "epochs": a.get("epochs_run"),
+                     "preset": a.get("preset"), "arch": a.get("arch")})
+    return sorted(rows, key=lambda r: r["params"])
+
+
+def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None) -> int:
+    """Run until the study holds n_trials finished trials, or timeout seconds pass.
+
+    Returns the number of trials this call ran. KeyboardInterrupt propagates after
+    Optuna has marked the running trial FAIL.
+    """
+    start, ran = time.monotonic(), 0
+    callbacks = [lambda st, t: on_trial(t)] if on_trial else []
+    while finished_count(study) < n_trials:
+        if timeout is not None and time.monotonic() - start >= timeout:
+            break
+        study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=callbacks)
+        ran += 1
+    return ran

@@ -1,0 +1,90 @@
+"""The search space: the only module that calls trial.suggest_*.
+
+A trial samples a *layout* (stages, convs per stage, kernels, padding, transition,
+head, norm order, dropout, relative widths), a *size fraction* of the budget and a
+training recipe. Every parameter is suggested in every trial with a fixed range,
+whether used or not (a stage beyond `stages` ignores its values): a static space
+is what multivariate TPE models jointly; conditional parameters would make it fall
+back to independent sampling. `budget.fit_to_budget` turns layout + fraction into
+a genome, so every model is within budget by construction.
+"""
+from __future__ import annotations
+
+from .genome import Conv, Genome, Linear, Pool, TrainConfig
+
+MAX_STAGES = 4          # 28x28 -> 14 -> 7 -> 3 with three max-pool transitions
+HEADS = ("gap_linear", "conv_gap", "conv_full", "gap_conv")
+TRANSITIONS = ("max", "max_1x1")
+
+
+def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
+    """Layout choices (plain dict), size fraction, training config."""
+    p = {
+        "stages": trial.suggest_int("stages", 1, MAX_STAGES),
+        "padding": trial.suggest_categorical("padding", ["same", "valid"]),
+        "transition": trial.suggest_categorical("transition", list(TRANSITIONS)),
+        "squeeze": trial.suggest_float("squeeze", 0.3, 1.0),          # 1x1 transition width / stage width
+        "head": trial.suggest_categorical("head", list(HEADS)),
+        "norm": trial.suggest_categorical("norm", ["bn_relu", "relu_bn"]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.15),
+        "drop_kind": trial.suggest_categorical("drop_kind", ["dropout", "dropout2d"]),
+    }
+    for s in range(MAX_STAGES):
+        p[f"convs{s}"] = trial.suggest_int(f"convs{s}", 1, 3)
+        p[f"k{s}"] = trial.suggest_categorical(f"k{s}", [3, 5])
+        p[f"w{s}"] = trial.suggest_float(f"w{s}", 4.0, 64.0, log=True)  # relative: only ratios matter
+    frac = trial.suggest_float("size_frac", 0.05, 1.0, log=True)
+    opt = trial.suggest_categorical("optimizer", ["sgd", "nesterov", "adamw"])
+    lr = trial.suggest_float("lr", 0.005, 0.5, log=True)
+    cfg = TrainConfig(
+        epochs=epochs,
+        optimizer=opt,
+        lr=lr / 10 if opt == "adamw" else lr,  # one fixed range; Adam's useful lrs sit ~10x lower
+        momentum=trial.suggest_float("momentum", 0.8, 0.95),
+        weight_decay=trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
+        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        schedule=trial.suggest_categorical("schedule", ["onecycle", "cosine", "step"]),
+        step_size=max(1, epochs // 3),
+        gamma=0.2,
+        label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.15),
+        rotation=trial.suggest_float("rotation", 0.0, 15.0),
+    )
+    return p, frac, cfg
+
+
+def layout(p: dict, in_shape: tuple, num_classes: int) -> Genome:
+    """Layout choices -> a Genome with relative widths (for fit_to_budget).
+
+    May describe an impossible network (valid padding on a small map, a final
+    kernel larger than the map): trace() refuses it and the trial ends infeasible.
+    """
+    layers: list = []
+    h = in_shape[1]
+    for s in range(p["stages"]):
+        k, w = p[f"k{s}"], p[f"w{s}"]
+        pad = k // 2 if p["padding"] == "same" else 0
+        drop = dict(drop=round(p["dropout"], 4), drop_kind=p["drop_kind"]) if p["dropout"] >= 0.01 else {}
+        for _ in range(p[f"convs{s}"]):
+            layers.append(Conv(w, k, pad, False, p["norm"], **drop))
+            h = h + 2 * pad - k + 1
+        if s < p["stages"] - 1:
+            layers.append(Pool("max", 2))
+            h //= 2
+            if p["transition"] == "max_1x1":
+                layers.append(Conv(w * p["squeeze"], 1, 0, False, p["norm"]))
+    head = p["head"]
+    if head == "gap_linear":
+        layers += [Pool("avg", 0), Linear(num_classes)]
+    elif head == "gap_conv":
+        layers += [Pool("avg", 0), Conv(num_classes, 1, 0, False, "none")]
+    elif head == "conv_gap":
+        layers += [Conv(num_classes, 1, 0, False, "none"), Pool("avg", 0)]
+    else:  # conv_full: one conv whose kernel covers the whole remaining map (seed-10970's 7x7)
+        layers += [Conv(num_classes, max(1, h), 0, False, "none")]
+    return Genome(tuple(layers), tuple(in_shape), num_classes)
+
+
+def smallest_layout(in_shape: tuple, num_classes: int) -> Genome:
+    """The cheapest network the space can describe: one 3x3 conv, a 1x1 conv head, GAP."""
+    return Genome((Conv(1, 3, 1), Conv(num_classes, 1, 0, False, "none"), Pool("avg", 0)),
+                  tuple(in_shape), num_classes)

@@ -1,0 +1,78 @@
+"""The search on real Optuna studies in temporary SQLite files, with real training."""
+import hashlib
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archsearch import search
+from archsearch.data import load
+from archsearch.search import Objective, SearchError, Settings, open_storage, open_study
+
+from conftest import write_blobs_npz
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return write_blobs_npz(tmp_path_factory.mktemp("d") / "blobs.npz")
+
+
+def make(tmp_path, blobs, budget=6000, **kw):
+    s = Settings(dataset=blobs, budget=budget, epochs=2, val_size=200, train_size=800, **kw)
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study, created = open_study(storage, "t", s)
+    return s, storage, study, Objective(s, load(blobs, val_size=200, train_size=800), "fp32")
+
+
+def test_study_shape_budget_and_trial_records(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, min_peers=3)
+    search.run(study, obj, 8, None)
+    assert study.directions == [optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    assert study.metric_names == ["val_accuracy", "params"]
+    assert study.user_attrs["settings"]["budget"] == 6000
+    trials = study.get_trials()
+    assert search.finished_count(study) == 8 and len(trials) == 8
+    assert trials[0].user_attrs["preset"] == "seed-4232" and trials[0].user_attrs["params"] == 4232
+    for t in trials:
+        a = t.user_attrs
+        if "infeasible" in a:
+            assert t.state == TrialState.PRUNED and t.constraints["params_over_budget"] > 0
+            continue
+        assert a["params"] <= 6000 and t.constraints["params_over_budget"] <= 0
+        assert {"flops", "genome", "train", "arch", "curve", "epochs_run", "epoch_seconds", "device"} <= set(a)
+        if t.state == TrialState.COMPLETE:
+            assert len(a["curve"]) == 2 and t.values == [a["curve"][-1], a["params"]]
+            assert 0 <= a["test_acc"] <= 100
+        else:
+            assert t.state == TrialState.PRUNED and a["pruned_at"] == 1 and len(a["curve"]) == 1
+    assert any(t.state == TrialState.COMPLETE for t in trials)
+    rows = search.front(study)
+    assert rows and all(r["params"] <= 6000 for r in rows)
+
+
+def test_resume_reaches_exactly_n_in_total(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000, prune=False)
+    search.run(study, obj, 2, None)
+    study2, created = open_study(storage, "t", s)
+    assert not created
+    ran = search.run(study2, obj, 4, None)
+    assert search.finished_count(study2) == 4 and ran == 2
+
+
+def test_different_settings_are_refused_and_the_study_is_untouched(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    before = hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest()
+    with pytest.raises(SearchError, match=r"epochs=2 \(you gave 5\).*--study"):
+        open_study(storage, "t", Settings(dataset=blobs, budget=3000, epochs=5, val_size=200, train_size=800))
+    assert hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest() == before
+
+
+def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
+    _, _, study, _ = make(tmp_path, blobs, budget=12000)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["preset"] for t in waiting] == ["seed-4232", "seed-7932", "seed-9798", "seed-10970",
+                                                         "seed-11588"]
+
+
+def test_password_is_masked():
+    assert search.mask_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
