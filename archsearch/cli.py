@@ -20,6 +20,14 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit 2."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM. A KeyboardInterrupt so that Optuna marks the running trial FAIL, as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage + error; we print one line
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -215,7 +223,12 @@ def cmd_run(args) -> int:
     if args.budget < smallest:
         raise UserError(f"--budget {args.budget:,} is below the smallest model the search can build "
                         f"({smallest:,} parameters for {args.dataset}); use --budget >= {smallest}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Explicit handlers: a process started in the background by a non-interactive shell
+    # (nohup, CI, `timeout`) inherits SIGINT as *ignored*, and Ctrl-C/kill -INT would do nothing.
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
     storage = search.open_storage(url)
     study, created = search.open_study(storage, name, settings, presets=args.presets)
     done = search.finished_count(study)
@@ -230,11 +243,11 @@ def cmd_run(args) -> int:
     resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
         search.run(study, search.Objective(settings, data, precision), args.trials, args.timeout, on_trial)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         bar.close()
-        print(f"\ninterrupted: the running trial is marked FAIL and will be re-run; resume with: {resume}",
-              file=sys.stderr)
-        return 130
+        print(f"\n{'terminated' if isinstance(e, Terminated) else 'interrupted'}: the running trial is marked FAIL "
+              f"and will be re-run; resume with: {resume}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
     bar.close()
     rows = search.front(study)
     print(f"\nPareto front ({len(rows)} trials) of {search.finished_count(study)} finished:")

@@ -135,9 +135,9 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
     total = cfg.epochs * steps_per_epoch
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and int(cfg.pct_start * total) >= 2:
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=cfg.pct_start)
-    if cfg.schedule == "cosine":
+    if cfg.schedule in ("cosine", "onecycle"):  # onecycle with < 2 warm-up steps (OneCycleLR divides by 0)
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size * steps_per_epoch, gamma=cfg.gamma)

@@ -121,3 +121,12 @@ def test_fast_dropout_keeps_the_right_fraction_and_scales():
         assert abs(kept - 0.7) < 0.01
         assert torch.allclose(y[y != 0], torch.tensor(1 / 0.7))
     assert torch.equal(d.eval()(x), x)
+
+
+def test_onecycle_with_very_few_steps_does_not_crash():
+    from dataclasses import replace
+    d = synthetic()
+    d.train_x, d.train_y = d.train_x[:300], d.train_y[:300]
+    torch.manual_seed(0)
+    hist = train(build_model(TINY), d, replace(CFG, batch_size=256, epochs=2, schedule="onecycle"))
+    assert len(hist) == 2
