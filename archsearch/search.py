@@ -247,6 +247,21 @@ def front(study: optuna.Study) -> list[dict]:
     return sorted(rows, key=lambda r: r["params"])
 
 
+def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> float:
+    """Area dominated by (accuracy %, params) points, up to ref = (worst accuracy, most params).
+
+    In units of accuracy-points x parameters. Points worse than ref in either
+    objective add nothing.
+    """
+    pts = sorted((p for p in points if p[0] > ref[0] and p[1] < ref[1]), key=lambda p: p[1])
+    area, best = 0.0, ref[0]
+    for i, (acc, params) in enumerate(pts):  # sweep from small to large models
+        best = max(best, acc)
+        right = pts[i + 1][1] if i + 1 < len(pts) else ref[1]
+        area += (best - ref[0]) * (right - params)
+    return area
+
+
 def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None) -> int:
     """Run until the study holds n_trials finished trials, or timeout seconds pass.
 

@@ -62,3 +62,14 @@ def test_synthetic_curves_prune_about_two_thirds_per_rung_and_keep_the_front():
     front = [finals[i] for i, r in enumerate(nondominated_ranks(finals)) if r == 0]
     found = sum(1 for f in front if any(s[0] >= f[0] - 0.1 and s[1] <= f[1] * 1.1 for s in survivors))
     assert found >= 0.5 * len(front), (found, len(front))
+
+
+def test_hypervolume_2d():
+    from archsearch.search import hypervolume
+    ref = (90.0, 10000)
+    assert hypervolume([], ref) == 0
+    assert hypervolume([(95.0, 5000)], ref) == 5 * 5000
+    # A dominated point adds nothing; a second front point adds its own strip.
+    assert hypervolume([(95.0, 5000), (94.0, 6000)], ref) == 5 * 5000
+    assert hypervolume([(93.0, 2000), (95.0, 5000)], ref) == 3 * 3000 + 5 * 5000
+    assert hypervolume([(80.0, 100), (99.0, 20000)], ref) == 0
