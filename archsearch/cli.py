@@ -348,7 +348,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # library chatter means nothing to a user; errors still surface
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     ap = build_parser()
     args = ap.parse_args(argv)
     if not getattr(args, "func", None):
@@ -356,10 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .data import DataError
     from .genome import GenomeError
-    from .search import SearchError  # noqa: F401  (a ValueError: caught below)
     try:
         return args.func(args)
-    except (UserError, GenomeError, DataError, ValueError) as e:
+    except (UserError, GenomeError, DataError, ValueError) as e:  # SearchError is a ValueError
         print(f"archsearch {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
