@@ -65,6 +65,16 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto = cuda if present)")
     p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp32"),
                    help="auto = bf16 where the hardware has it natively (CUDA, AMX/AVX512-BF16 CPUs), else fp32")
+    p.add_argument("--compile", action="store_true", help="torch.compile each model (CUDA only)")
+
+
+def device_and_precision(args):
+    """--device, --precision, --compile -> (torch.device, 'bf16'|'fp32'), checked before any data loads."""
+    from .train import default_precision, resolve_device
+    device = resolve_device(args.device)
+    if args.compile and device.type != "cuda":
+        raise UserError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
+    return device, default_precision(device) if args.precision == "auto" else args.precision
 
 
 def load_source(args) -> tuple[str, object, object]:
@@ -137,12 +147,11 @@ def cmd_train(args) -> int:
     from .data import load
     from .genome import GenomeError
     from .model import build_model, count_flops, count_params
-    from .train import default_precision, evaluate, resolve_device, train
+    from .train import evaluate, train
     name, genome, cfg = load_source(args)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     cfg = replace(cfg, **overrides)
-    device = resolve_device(args.device)
-    precision = default_precision(device) if args.precision == "auto" else args.precision
+    device, precision = device_and_precision(args)
     data = load(args.dataset, args.data_dir, val_size=0, train_size=args.train_size, device=device)  # full training set: nothing to select on
     try:
         genome = genome.with_input(data.in_shape, data.num_classes)
@@ -159,7 +168,7 @@ def cmd_train(args) -> int:
         seed = args.seed + k
         torch.manual_seed(seed)
         model = build_model(genome)
-        hist = train(model, data, cfg, precision=precision, seed=seed, progress=True)
+        hist = train(model, data, cfg, precision=precision, seed=seed, progress=True, compile=args.compile)
         accs.append(evaluate(model, data, data.test_x, data.test_y, precision))
         secs.append(statistics.mean(h["seconds"] for h in hist))
         log(f"seed {seed}: test {accs[-1]:.2f}% after {cfg.epochs} epochs ({secs[-1]:.1f} s/epoch, "
@@ -207,12 +216,10 @@ def cmd_run(args) -> int:
 
     from . import search
     from .data import load
-    from .train import default_precision, resolve_device
     if args.prune and args.epochs <= args.min_rung:
         raise UserError(f"--epochs {args.epochs} leaves no room for pruning at epoch {args.min_rung}; "
                         f"use --epochs > {args.min_rung} or --no-prune")
-    device = resolve_device(args.device)
-    precision = default_precision(device) if args.precision == "auto" else args.precision
+    device, precision = device_and_precision(args)
     name = args.study or search.default_study_name(args.dataset, args.budget)
     url = args.storage or search.default_storage(name)
     settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
@@ -242,7 +249,8 @@ def cmd_run(args) -> int:
     on_trial = lambda t: (bar.write(search.trial_line(t), file=sys.stdout), bar.update(1))
     resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
-        search.run(study, search.Objective(settings, data, precision), args.trials, args.timeout, on_trial)
+        search.run(study, search.Objective(settings, data, precision, args.compile), args.trials, args.timeout,
+                   on_trial)
     except KeyboardInterrupt as e:
         bar.close()
         print(f"\n{'terminated' if isinstance(e, Terminated) else 'interrupted'}: the running trial is marked FAIL "

@@ -151,8 +151,8 @@ def min_budget(in_shape: tuple, num_classes: int) -> int:
 
 
 class Objective:
-    def __init__(self, settings: Settings, data, precision: str):
-        self.s, self.data, self.precision = settings, data, precision
+    def __init__(self, settings: Settings, data, precision: str, compile: bool = False):
+        self.s, self.data, self.precision, self.compile = settings, data, precision, compile
 
     def genome_and_config(self, trial):
         name = trial.user_attrs.get("preset")
@@ -203,7 +203,7 @@ class Objective:
         torch.manual_seed(seed)
         model = build_model(genome)
         try:
-            train(model, self.data, cfg, on_epoch_end, precision=self.precision, seed=seed)
+            train(model, self.data, cfg, on_epoch_end, precision=self.precision, seed=seed, compile=self.compile)
         except TrainingDiverged as e:
             trial.set_user_attr("fail_reason", str(e))
             raise

@@ -78,6 +78,7 @@ BAD = [
     (["train", "--preset", "seed-4232", "--batch-size", "0"], "--batch-size: must be a positive integer"),
     (["train", "--preset", "seed-4232", "--device", "cuda"], "CUDA is not available"),
     (["train", "--preset", "seed-4232", "--device", "tpu"], "use auto, cpu, cuda"),
+    (["train", "--preset", "seed-4232", "--device", "cpu", "--compile"], "--compile needs CUDA"),
     (["train"], "one of the arguments --preset --config is required"),
     (["frobnicate"], "invalid choice"),
 ]
