@@ -166,7 +166,7 @@ class Objective:
                 genome = fit_to_budget(layout, int(self.s.budget * frac)).genome
             except DoesNotFit as e:  # too big for its fraction but not for the budget: its smallest form
                 if e.min_params > self.s.budget:
-                    raise
+                    raise DoesNotFit(e.min_params, self.s.budget) from None  # name the study's budget
                 genome = fit_to_budget(layout, e.min_params).genome
         except GenomeError as e:
             # Infeasible: end at once, and tell the sampler by how much it missed.
