@@ -70,10 +70,10 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 def device_and_precision(args):
     """--device, --precision, --compile -> (torch.device, 'bf16'|'fp32'), checked before any data loads."""
-    from .train import default_precision, resolve_device
+    from .train import check_compile, default_precision, resolve_device
     device = resolve_device(args.device)
-    if args.compile and device.type != "cuda":
-        raise UserError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
+    if args.compile:
+        check_compile(device)
     return device, default_precision(device) if args.precision == "auto" else args.precision
 
 
@@ -271,10 +271,10 @@ def cmd_pareto(args) -> int:
         raise UserError("name the study with --study NAME (and --storage URL if it is not in studies/)")
     name = args.study
     url = args.storage or search.default_storage(name)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+    db = search.sqlite_path(url)
+    if db is not None and not db.exists():
         present = sorted(p.stem for p in Path("studies").glob("*.db"))
-        raise UserError(f"no study database {url[len('sqlite:///'):]}; studies in studies/: "
-                        f"{', '.join(present) or 'none'}")
+        raise UserError(f"no study database {db}; studies in studies/: {', '.join(present) or 'none'}")
     storage = search.open_storage(url)
     if not name:
         names = search.study_names(storage)

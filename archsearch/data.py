@@ -65,9 +65,9 @@ def _find(folder: Path, stem: str) -> Path | None:
 def _load_idx(name: str, data_dir: str):
     folder = Path(data_dir) / IDX_SETS[name] / "raw"
     paths = [_find(folder, s) for s in IDX_FILES]
+    missing = f"{name} not found: expected {', '.join(s + '.gz' for s in IDX_FILES)} in {folder}"
     if None in paths and os.environ.get("ARCHSEARCH_OFFLINE"):
-        raise DataError(f"{name} not found: expected {', '.join(s + '.gz' for s in IDX_FILES)} in {folder} "
-                        f"(ARCHSEARCH_OFFLINE is set, so no download); copy them there or set --data-dir")
+        raise DataError(f"{missing} (ARCHSEARCH_OFFLINE is set, so no download); copy them there or set --data-dir")
     if None in paths:
         import torchvision  # only to download; reading is ours (no writes next to the source files)
         cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
@@ -75,8 +75,7 @@ def _load_idx(name: str, data_dir: str):
         try:
             cls(data_dir, train=True, download=True)
         except Exception as e:  # no network, unwritable dir, ...: one message that says where files go
-            raise DataError(f"{name} not found: expected {', '.join(s + '.gz' for s in IDX_FILES)} in {folder} "
-                            f"(download failed: {str(e).splitlines()[0][:100]}); copy them there or set "
+            raise DataError(f"{missing} (download failed: {str(e).splitlines()[0][:100]}); copy them there or set "
                             f"--data-dir / ARCHSEARCH_DATA") from None
         paths = [_find(folder, s) for s in IDX_FILES]
     xtr, ytr, xte, yte = (_read_idx(p, 0x803 if "images" in p.name else 0x801, 3 if "images" in p.name else 1)

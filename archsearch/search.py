@@ -70,9 +70,14 @@ def mask_url(url: str) -> str:
         return url
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a sqlite:/// URL, else None."""
+    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+
+
 def open_storage(url: str):
-    if url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///"):])
+    path = sqlite_path(url)
+    if path is not None:
         folder = path.parent if str(path.parent) else Path(".")
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,13 @@ def memory_format(device: torch.device) -> torch.memory_format:
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
 
+def check_compile(device: torch.device) -> None:
+    """torch.compile is offered on CUDA only: on the 2-core CPU it took 50 s per
+    model to compile and ran no faster (130 vs 119 ms/step)."""
+    if device.type != "cuda":
+        raise ValueError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
+
+
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -146,12 +153,13 @@ def _scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Data, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32",
-             fmt: torch.memory_format = torch.contiguous_format, batch: int = 2000) -> float:
+             batch: int = 2000) -> float:
     """Accuracy in percent."""
     if len(x) == 0:
         return float("nan")
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=data.device)
+    fmt = memory_format(data.device)  # the layout train() gave the model
     with autocast(data.device, precision):
         for i in range(0, len(x), batch):
             xb = data.normalize(x[i:i + batch]).contiguous(memory_format=fmt)
@@ -165,12 +173,11 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable
 
     Returns one dict per epoch: epoch, train_loss, train_acc, val_acc (None without a
     validation split), seconds. Raises TrainingDiverged on a non-finite loss.
-    compile=True runs the forward through torch.compile (CUDA only: on the 2-core
-    CPU it took 50 s per model to compile and ran no faster, 130 vs 119 ms/step).
+    compile=True runs the forward through torch.compile (see check_compile).
     """
     cfg.check()
-    if compile and data.device.type != "cuda":
-        raise ValueError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
+    if compile:
+        check_compile(data.device)
     n = len(data.train_x)
     bs = min(cfg.batch_size, n)
     use_fast_dropout(model.to(data.device))
@@ -218,7 +225,7 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable
                         bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}",
                                         acc=f"{100 * correct.item() / ((step + 1) * bs):.2f}")
                         bar.update(step + 1 - bar.n + (epoch - 1) * steps)
-            val_acc = evaluate(model, data, data.val_x, data.val_y, precision, fmt) if len(data.val_x) else None
+            val_acc = evaluate(model, data, data.val_x, data.val_y, precision) if len(data.val_x) else None
             history.append({"epoch": epoch, "train_loss": loss_sum.item() / steps,
                             "train_acc": 100.0 * correct.item() / (steps * bs), "val_acc": val_acc,
                             "seconds": time.perf_counter() - t0})
