@@ -7,14 +7,20 @@ the best validation accuracy at <= 5k and <= 10k parameters.
         --train-size 10000 --epochs 6
 
 Reference point for the hypervolume: (90% validation accuracy, budget params).
-Prints both, side by side, and the ratio.
+The two searches run at the same time, one CPU thread each (two processes), so
+both see the same machine load for the same wall clock. Prints both, side by
+side, and the ratio.
 """
 from __future__ import annotations
 
 import argparse
+import concurrent.futures as cf
+import multiprocessing as mp
 import sys
 import tempfile
 from pathlib import Path
+
+import warnings
 
 import optuna
 
@@ -24,7 +30,14 @@ from archsearch.data import default_data_dir, load  # noqa: E402
 from archsearch.train import default_precision, resolve_device  # noqa: E402
 
 
-def one(kind: str, a, data, precision: str, folder: str) -> dict:
+def one(kind: str, a, folder: str) -> dict:
+    import torch
+    torch.set_num_threads(a.threads)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    device = resolve_device(a.device)
+    data = load("mnist", a.data_dir, val_size=a.val_size, train_size=a.train_size, device=device)
+    precision = default_precision(device)
     default = kind == "archsearch"
     s = search.Settings(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
                         train_size=a.train_size, seed=a.seed, prune=default, sampler="tpe" if default else "random")
@@ -48,14 +61,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-dir", default=default_data_dir())
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per search (two run at once)")
     a = ap.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    device = resolve_device(a.device)
-    data = load("mnist", a.data_dir, val_size=a.val_size, train_size=a.train_size, device=device)
-    with tempfile.TemporaryDirectory() as folder:
-        res = {k: one(k, a, data, default_precision(device), folder) for k in ("archsearch", "random")}
-    print(f"# {a.minutes:g} min each, budget {a.budget}, {a.epochs} epochs, {a.train_size} train / {a.val_size} val "
-          f"MNIST images, {device}; hypervolume ref (90% val acc, {a.budget} params)")
+    kinds = ("archsearch", "random")
+    with tempfile.TemporaryDirectory() as folder, \
+            cf.ProcessPoolExecutor(2, mp_context=mp.get_context("spawn")) as pool:
+        res = dict(zip(kinds, pool.map(one, kinds, [a, a], [folder, folder])))
+    print(f"# {a.minutes:g} min each, run side by side with {a.threads} thread(s) each; budget {a.budget}, "
+          f"{a.epochs} epochs, {a.train_size} train / {a.val_size} val MNIST images, {resolve_device(a.device)}; "
+          f"hypervolume ref (90% val acc, {a.budget} params)")
     print(f"{'':<22}{'archsearch':>12}{'random':>12}")
     for key, label in (("trials", "trials started"), ("complete", "trials complete"), ("hv", "hypervolume"),
                        ("best5k", "best val acc <= 5k"), ("best10k", "best val acc <= 10k")):

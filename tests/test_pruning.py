@@ -73,3 +73,13 @@ def test_hypervolume_2d():
     assert hypervolume([(95.0, 5000), (94.0, 6000)], ref) == 5 * 5000
     assert hypervolume([(93.0, 2000), (95.0, 5000)], ref) == 3 * 3000 + 5 * 5000
     assert hypervolume([(80.0, 100), (99.0, 20000)], ref) == 0
+
+
+def test_tuned_seeds_do_not_crowd_out_a_smaller_model_no_seed_dominates():
+    seeds = [(97.5, 4232), (98.0, 7932), (97.8, 9798)]   # warm-start trials at epoch 1
+    assert keeps((93.0, 1500), seeds)                     # smaller than all: an end of the front
+    assert not keeps((96.0, 8500), seeds)                 # dominated by seed-7932
+    # Several sampled trials at the small end: the isolated one survives, the crowded middle goes.
+    peers = seeds + [(90.0, 900), (91.0, 1000), (91.5, 1100), (92.0, 1200), (80.0, 2500)]
+    assert keeps((96.5, 2600), peers)
+    assert not keeps((91.2, 1050), peers)
