@@ -44,6 +44,23 @@ def positive_int(s: str) -> int:
     return v
 
 
+def nonnegative_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {s}")
+    return v
+
+
+def port_number(s: str) -> int:
+    v = nonnegative_int(s)
+    if not 1 <= v <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {s}")
+    return v
+
+
 # Shared option groups ------------------------------------------------------------------
 
 def add_model_source(p: argparse.ArgumentParser) -> None:
@@ -216,6 +233,7 @@ def cmd_run(args) -> int:
 
     from . import search
     from .data import load
+    from .export import artifact_dir
     if args.prune and args.epochs <= args.min_rung:
         raise UserError(f"--epochs {args.epochs} leaves no room for pruning at epoch {args.min_rung}; "
                         f"use --epochs > {args.min_rung} or --no-prune")
@@ -238,6 +256,9 @@ def cmd_run(args) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
     storage = search.open_storage(url)
     study, created = search.open_study(storage, name, settings, presets=args.presets)
+    if created:
+        study.set_user_attr("num_classes", data.num_classes)
+    weights_dir = artifact_dir(url, name)
     done = search.finished_count(study)
     print(f"study {name!r} in {search.mask_url(url)}: {'created' if created else 'resumed'}, {done} of "
           f"{args.trials} trials finished; budget {args.budget:,} params, {args.epochs} epochs, "
@@ -249,8 +270,8 @@ def cmd_run(args) -> int:
     on_trial = lambda t: (bar.write(search.trial_line(t), file=sys.stdout), bar.update(1))
     resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
-        search.run(study, search.Objective(settings, data, precision, args.compile), args.trials, args.timeout,
-                   on_trial)
+        search.run(study, search.Objective(settings, data, precision, args.compile, weights_dir), args.trials,
+                   args.timeout, on_trial)
     except KeyboardInterrupt as e:
         bar.close()
         print(f"\n{'terminated' if isinstance(e, Terminated) else 'interrupted'}: the running trial is marked FAIL "
@@ -261,33 +282,113 @@ def cmd_run(args) -> int:
     print(f"\nPareto front ({len(rows)} trials) of {search.finished_count(study)} finished:")
     print(_front_table(rows))
     flags = f"--study {name}" + (f" --storage {search.mask_url(url)}" if args.storage else "")
-    print(f"\nstudy: {name} in {search.mask_url(url)}\nnext: archsearch pareto {flags}")
+    print(f"\nstudy: {name} in {search.mask_url(url)} (trained weights in {weights_dir}/)")
+    print(f"next: archsearch dashboard {flags}\n      archsearch pareto {flags}\n"
+          f"      archsearch export {flags} [--max-params N] --out DIR")
     return 0
 
 
-def cmd_pareto(args) -> int:
+def open_existing_study(args):
+    """(study, storage URL) for --study/--storage of a study that exists; never creates one."""
     from . import search
-    if not args.study and not args.storage:
-        raise UserError("name the study with --study NAME (and --storage URL if it is not in studies/)")
-    name = args.study
-    url = args.storage or search.default_storage(name)
-    db = search.sqlite_path(url)
-    if db is not None and not db.exists():
+    name, url = args.study, args.storage
+    if not url:
         present = sorted(p.stem for p in Path("studies").glob("*.db"))
-        raise UserError(f"no study database {db}; studies in studies/: {', '.join(present) or 'none'}")
+        if not name:
+            if len(present) != 1:
+                raise UserError(f"{len(present)} studies in studies/ ({', '.join(present) or 'none'}); "
+                                f"name one with --study (and --storage URL if it lives elsewhere)")
+            name = present[0]
+        url = search.default_storage(name)
+        if not search.sqlite_path(url).exists():
+            raise UserError(f"no study {name!r} in studies/; studies there: {', '.join(present) or 'none'} "
+                            f"(give --storage URL for a study elsewhere)")
+    db = search.sqlite_path(url)
+    if db is not None and not db.is_file():
+        raise UserError(f"no study database {db}; check the --storage path")
     storage = search.open_storage(url)
     if not name:
         names = search.study_names(storage)
         if len(names) != 1:
             raise UserError(f"{len(names)} studies in this storage; pick one with --study: {', '.join(names)}")
         name = names[0]
-    rows = search.front(search.load_study(storage, name))
+    return search.load_study(storage, name), url
+
+
+def cmd_pareto(args) -> int:
+    from . import search
+    study, _ = open_existing_study(args)
+    rows = search.front(study)
     if args.json:
         print(json.dumps([{k: r[k] for k in ("trial", "params", "flops", "val_acc", "test_acc", "epochs")}
                           for r in rows]))
     else:
-        print(f"Pareto front of {name} ({len(rows)} trials):")
+        print(f"Pareto front of {study.study_name} ({len(rows)} trials):")
         print(_front_table(rows))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import export, search
+    study, url = open_existing_study(args)
+    t = export.pick(study, args.max_params, args.trial)
+    out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")
+    export.check_out_dir(out, args.force)  # before any retraining
+    cfg = export.config(study, t)
+    weights = export.load_weights(t, export.artifact_dir(url, study.study_name))
+    if weights is None or args.retrain:
+        if not args.retrain:
+            raise UserError(f"trial {t.number}'s trained weights are not in {export.artifact_dir(url, study.study_name)}"
+                            f"; add --retrain to train it again ({t.user_attrs.get('epochs_run')} epochs)")
+        weights, test_acc = retrain(args, study, t)
+        cfg["metrics"]["test_acc_retrained"] = test_acc
+    files = export.write(out, cfg, weights, args.force)
+    m = cfg["metrics"]
+    test = f"{m['test_acc']:.2f}%" if m["test_acc"] is not None else "-"
+    print(f"trial {t.number}: {m['params']:,} params, val {m['val_acc']:.2f}%, test {test}; "
+          f"{t.user_attrs.get('arch')}")
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    print(f"verify: archsearch train --config {out / 'config.json'} --seeds 3")
+    return 0
+
+
+def retrain(args, study, t) -> tuple[dict, float]:
+    """Train the trial again exactly as the search did: same split, config and seed."""
+    from . import search
+    from .data import load
+    from .export import state_dict_cpu
+    from .genome import Genome, TrainConfig
+    from .train import evaluate
+    st = study.user_attrs["settings"]
+    device, precision = device_and_precision(args)
+    data = load(st["dataset"], args.data_dir, val_size=st["val_size"], train_size=st["train_size"], device=device)
+    print(f"retraining trial {t.number} ({t.user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} images, "
+          f"{device})...", file=sys.stderr, flush=True)
+    model = search.fit_model(Genome.from_dict(t.user_attrs["genome"]), TrainConfig.from_dict(t.user_attrs["train"]),
+                             data, search.trial_seed(search.Settings(**st), t.number), precision)
+    return state_dict_cpu(model), round(evaluate(model, data, data.test_x, data.test_y, precision), 4)
+
+
+def cmd_dashboard(args) -> int:
+    from . import dashboard, search
+    from .export import artifact_dir
+    study, url = open_existing_study(args)
+    try:
+        dashboard.check_port(args.host, args.port)
+    except OSError as e:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
+                        f"pick another with --port") from None
+    dashboard.refresh(study)
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"optuna-dashboard for {search.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
+          f"(study {study.study_name!r}); Ctrl-C stops it", flush=True)
+    try:
+        dashboard.serve(study._storage, args.host, args.port, artifact_dir(url, study.study_name))
+    except KeyboardInterrupt:
+        print("dashboard stopped", file=sys.stderr)
     return 0
 
 
@@ -328,6 +429,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {trial, params, flops, val_acc, test_acc, epochs}")
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard on a study, with archsearch's figures and notes",
+                       description="Serve optuna-dashboard on the study's storage (Pareto view, our figures of the "
+                                   "front, learning curves and hypervolume, a note per trial). Ctrl-C stops it.")
+    add_study_options(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=port_number, default=8080, help="port (default 8080)")
+    p.set_defaults(func=cmd_dashboard)
+
+    p = sub.add_parser("export", help="write config.json, model.py and weights.pt of a chosen trial",
+                       description="Export a COMPLETE trial: by default the most accurate within the study's "
+                                   "budget; --max-params N the most accurate at or under N; --trial N that one.")
+    add_study_options(p)
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--max-params", type=positive_int, metavar="N", help="most accurate trial with <= N params")
+    pick.add_argument("--trial", type=nonnegative_int, metavar="N", help="this trial number")
+    p.add_argument("--out", metavar="DIR", help="output folder (default exports/<study>-trial<N>)")
+    p.add_argument("--force", action="store_true", help="overwrite config.json/model.py/weights.pt in --out")
+    p.add_argument("--retrain", action="store_true",
+                   help="train the trial again (same data split, config, seed) instead of using stored weights")
+    add_data_options(p)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("train", help="train a preset or exported config on the full training set; report test acc",
                        description="Train on the full training set (train + validation split) and report the "

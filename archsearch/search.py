@@ -17,8 +17,9 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from . import __version__, space
+from . import __version__, dashboard, space
 from .budget import DoesNotFit, fit_to_budget, scale
+from .export import save_weights
 from .genome import GenomeError
 from .model import build_model, count_flops, count_params
 from .presets import PRESETS
@@ -155,9 +156,24 @@ def min_budget(in_shape: tuple, num_classes: int) -> int:
     return count_params(scale(space.smallest_layout(in_shape, num_classes), 0.0))
 
 
+def trial_seed(settings: Settings, number: int) -> int:
+    return settings.seed + number
+
+
+def fit_model(genome, cfg, data, seed: int, precision: str, on_epoch_end=None, compile: bool = False):
+    """Build and train one trial's model, as the search does (export --retrain repeats it)."""
+    torch.manual_seed(seed)
+    model = build_model(genome)
+    train(model, data, cfg, on_epoch_end, precision=precision, seed=seed, compile=compile)
+    return model
+
+
 class Objective:
-    def __init__(self, settings: Settings, data, precision: str, compile: bool = False):
+    def __init__(self, settings: Settings, data, precision: str, compile: bool = False,
+                 weights_dir: Path | None = None):
+        """weights_dir: where COMPLETE trials store their trained weights (None: not kept)."""
         self.s, self.data, self.precision, self.compile = settings, data, precision, compile
+        self.weights_dir = weights_dir
 
     def genome_and_config(self, trial):
         name = trial.user_attrs.get("preset")
@@ -185,8 +201,11 @@ class Objective:
         genome, cfg = self.genome_and_config(trial)
         params = count_params(genome)
         trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
+        dashboard.save_trial_note(trial, genome, cfg)
         for k, v in {"params": params, "flops": count_flops(genome), "genome": genome.to_dict(),
-                     "train": cfg.to_dict(), "arch": genome.describe(), "device": str(self.data.device)}.items():
+                     "train": cfg.to_dict(), "arch": genome.describe(), "device": str(self.data.device),
+                     "normalize": {"mean": self.data.mean.flatten().tolist(),
+                                   "std": self.data.std.flatten().tolist()}}.items():
             trial.set_user_attr(k, v)
         curve: list[float] = []
         t0 = time.perf_counter()
@@ -204,17 +223,17 @@ class Objective:
                     trial.set_user_attr("pruned_at", epoch)
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
-        seed = self.s.seed + trial.number
-        torch.manual_seed(seed)
-        model = build_model(genome)
         try:
-            train(model, self.data, cfg, on_epoch_end, precision=self.precision, seed=seed, compile=self.compile)
+            model = fit_model(genome, cfg, self.data, trial_seed(self.s, trial.number), self.precision,
+                              on_epoch_end, self.compile)
         except TrainingDiverged as e:
             trial.set_user_attr("fail_reason", str(e))
             raise
         # Reported, never used to choose: the search's objective is the validation accuracy.
         trial.set_user_attr("test_acc", round(evaluate(model, self.data, self.data.test_x, self.data.test_y,
                                                        self.precision), 4))
+        if self.weights_dir is not None:
+            trial.set_user_attr("weights_artifact", save_weights(trial, model, self.weights_dir))
         return curve[-1], params
 
 
@@ -267,17 +286,26 @@ def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> floa
     return area
 
 
+REFRESH_EVERY = 3  # trials between redraws of the dashboard figures (a redraw reads every trial: ~0.1 s)
+
+
 def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None) -> int:
     """Run until the study holds n_trials finished trials, or timeout seconds pass.
 
     Returns the number of trials this call ran. KeyboardInterrupt propagates after
-    Optuna has marked the running trial FAIL.
+    Optuna has marked the running trial FAIL. The dashboard figures are redrawn
+    every few trials and at the end.
     """
     start, ran = time.monotonic(), 0
     callbacks = [lambda st, t: on_trial(t)] if on_trial else []
-    while finished_count(study) < n_trials:
-        if timeout is not None and time.monotonic() - start >= timeout:
-            break
-        study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=callbacks)
-        ran += 1
+    try:
+        while finished_count(study) < n_trials:
+            if timeout is not None and time.monotonic() - start >= timeout:
+                break
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=callbacks)
+            ran += 1
+            if ran % REFRESH_EVERY == 0:
+                dashboard.refresh(study)
+    finally:
+        dashboard.refresh(study)
     return ran

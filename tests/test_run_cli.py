@@ -87,7 +87,7 @@ def test_resume_with_other_settings_is_refused_byte_for_byte(tmp_path, blobs):
 def test_pareto_on_missing_study_lists_what_is_there(tmp_path, blobs):
     (tmp_path / "studies").mkdir()
     r = cli("pareto", "--study", "nope", cwd=tmp_path)
-    assert r.returncode == 2 and "no study database" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "no study 'nope' in studies/" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])

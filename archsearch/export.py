@@ -1,0 +1,201 @@
+"""Take a result away: pick a COMPLETE trial, write config.json, model.py, weights.pt.
+
+The weights come from the search itself: every COMPLETE trial stores its trained
+state_dict as an Optuna artifact in a folder next to the study (a 10k-parameter
+model is ~45 KB). A trial without them (another machine's folder, or an older
+study) is retrained with `--retrain`: same data split, config and seed.
+
+Everything is written into a fresh temporary folder first and moved into place
+at the end, so a failure never leaves half an export behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from . import __version__
+from .genome import Genome, TrainConfig
+from .model import count_flops, count_params, ops
+
+FILES = ("config.json", "model.py", "weights.pt")
+
+
+class ExportError(ValueError):
+    """A trial that cannot be exported as asked; the message says what to do."""
+
+
+# Where the weights live ---------------------------------------------------------------
+
+def artifact_dir(storage_url: str, study_name: str) -> Path:
+    """studies/x.db -> studies/x.artifacts/; other storages: studies/<study>.artifacts/."""
+    if storage_url.startswith("sqlite:///"):
+        return Path(storage_url[len("sqlite:///"):]).with_suffix(".artifacts")
+    return Path("studies") / f"{study_name}.artifacts"
+
+
+def artifact_store(folder: Path):
+    folder.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(folder))
+
+
+def state_dict_cpu(model: torch.nn.Module) -> dict:
+    """Plain contiguous fp32 CPU tensors, whatever device and memory format trained it."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def save_weights(trial: optuna.Trial, model: torch.nn.Module, folder: Path) -> str:
+    """Store the model's state_dict as an artifact of `trial`; returns the artifact id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"trial{trial.number}-weights.pt"
+        torch.save(state_dict_cpu(model), path)
+        return optuna.artifacts.upload_artifact(artifact_store=artifact_store(folder), file_path=str(path),
+                                                study_or_trial=trial, mimetype="application/octet-stream")
+
+
+def load_weights(trial: optuna.trial.FrozenTrial, folder: Path) -> dict | None:
+    """The trial's stored state_dict, or None if this machine does not hold it."""
+    art = trial.user_attrs.get("weights_artifact")
+    if not art or not (folder / art).is_file():
+        return None
+    return torch.load(folder / art, map_location="cpu", weights_only=True)
+
+
+# Which trial -----------------------------------------------------------------------------
+
+def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None) -> optuna.trial.FrozenTrial:
+    """--trial N, else the most accurate COMPLETE trial with at most max_params (default:
+    the study's budget); ties go to the smaller model."""
+    trials = study.get_trials(deepcopy=False)
+    if number is not None:
+        t = next((t for t in trials if t.number == number), None)
+        if t is None:
+            raise ExportError(f"study {study.study_name!r} has no trial {number} (it has trials 0 to "
+                              f"{len(trials) - 1}); see 'archsearch pareto'")
+        if t.state != TrialState.COMPLETE:
+            why = f" at epoch {t.user_attrs['pruned_at']}" if "pruned_at" in t.user_attrs else ""
+            raise ExportError(f"trial {number} is {t.state.name}{why}, not COMPLETE; pick a COMPLETE one "
+                              f"from 'archsearch pareto'")
+        return t
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        raise ExportError(f"study {study.study_name!r} has no COMPLETE trial yet; let 'archsearch run' finish one")
+    cap = max_params if max_params is not None else study.user_attrs.get("settings", {}).get("budget")
+    fits = [t for t in done if cap is None or t.values[1] <= cap]
+    if not fits:
+        smallest = min(int(t.values[1]) for t in done)
+        raise ExportError(f"no COMPLETE trial has at most {cap:,} params; the smallest has {smallest:,}: "
+                          f"use --max-params {smallest} or more")
+    return max(fits, key=lambda t: (t.values[0], -t.values[1]))
+
+
+# What is written ---------------------------------------------------------------------------
+
+def config(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict:
+    a, settings = t.user_attrs, study.user_attrs.get("settings", {})
+    return {
+        "name": f"{study.study_name}-trial{t.number}",
+        "genome": a["genome"],
+        "train": a["train"],
+        "normalize": a.get("normalize"),
+        "metrics": {"val_acc": t.values[0], "test_acc": a.get("test_acc"), "params": int(t.values[1]),
+                    "flops": a.get("flops"), "epochs": a.get("epochs_run")},
+        "provenance": {"study": study.study_name, "trial": t.number, "preset": a.get("preset"),
+                       "dataset": settings.get("dataset"), "budget": settings.get("budget"),
+                       "val_size": settings.get("val_size"), "train_size": settings.get("train_size"),
+                       "archsearch_version": __version__, "torch_version": torch.__version__,
+                       "search_archsearch_version": study.user_attrs.get("archsearch_version"),
+                       "search_torch_version": study.user_attrs.get("torch_version")},
+    }
+
+
+def model_source(genome: Genome, name: str, normalize: dict | None) -> str:
+    """A standalone module: imports only torch, class Net, state_dict keys as the trainer's."""
+    rows = ops(genome)
+    c, h, w = genome.in_shape
+    body = []
+    for op in rows:
+        shape = "x".join(map(str, op.shape))
+        note = f"  # -> {shape}" + (f", {op.params:,} params" if op.params else "")
+        body.append(f"            {op.source()},{note}")
+    norm = normalize or {"mean": [0.0] * c, "std": [1.0] * c}
+    return "\n".join([
+        f'"""{name}: {genome.describe()}',
+        "",
+        f"{count_params(genome):,} parameters, {count_flops(genome):,} multiply-accumulates per image.",
+        f"Input: float [N, {c}, {h}, {w}], pixels scaled to [0, 1] then normalised per channel:",
+        "(x - MEAN) / STD, with MEAN and STD of the training split below. Output: logits [N, "
+        f"{genome.num_classes}].",
+        f"Written by archsearch {__version__}; needs only torch. Load the weights with",
+        "    net = Net(); net.load_state_dict(torch.load('weights.pt', weights_only=True)); net.eval()",
+        '"""',
+        "import torch",
+        "from torch import nn",
+        "",
+        f"MEAN = {[float(m) for m in norm['mean']]}",
+        f"STD = {[float(s) for s in norm['std']]}",
+        "",
+        "",
+        "class Net(nn.Sequential):",
+        f'    """{count_params(genome):,} parameters."""',
+        "",
+        "    def __init__(self):",
+        "        super().__init__(",
+        *body,
+        "        )",
+        "",
+        "    @staticmethod",
+        "    def normalize(x: torch.Tensor) -> torch.Tensor:",
+        '        """uint8 or [0, 1] float images [N, C, H, W] -> the input Net was trained on."""',
+        "        x = x.float() / 255 if x.dtype == torch.uint8 else x",
+        "        mean = torch.tensor(MEAN, device=x.device).view(1, -1, 1, 1)",
+        "        std = torch.tensor(STD, device=x.device).view(1, -1, 1, 1)",
+        "        return (x - mean) / std",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    print(sum(p.numel() for p in Net().parameters()), 'parameters')",
+        "",
+    ])
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """Refuse before any work: a file in the way, a folder with files (unless force), no write access."""
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+        raise ExportError(f"--out {out} already holds files ({held}); use --force to overwrite or choose another --out")
+    parent = out if out.is_dir() else next((p for p in out.parents if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"cannot write to {parent}; choose another --out")
+
+
+def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path]:
+    """Write the three files; all or nothing. Returns their paths."""
+    check_out_dir(out, force)
+    genome = Genome.from_dict(cfg["genome"])
+    TrainConfig.from_dict(cfg["train"])  # refuse a config train --config could not read
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as e:
+        raise ExportError(f"cannot write to {out.parent} ({e.strerror}); choose another --out") from None
+    try:
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        (tmp / "model.py").write_text(model_source(genome, cfg["name"], cfg.get("normalize")))
+        torch.save(weights, tmp / "weights.pt")
+        if not out.exists():
+            tmp.rename(out)
+        else:  # --force or an empty folder: replace our three files, leave the rest alone
+            for f in FILES:
+                os.replace(tmp / f, out / f)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out / f for f in FILES]
