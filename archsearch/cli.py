@@ -385,10 +385,11 @@ def cmd_dashboard(args) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard for {search.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
           f"(study {study.study_name!r}); Ctrl-C stops it", flush=True)
-    try:
+    try:  # bottle's server returns on Ctrl-C by itself; SIGTERM arrives as Terminated
         dashboard.serve(study._storage, args.host, args.port, artifact_dir(url, study.study_name))
     except KeyboardInterrupt:
-        print("dashboard stopped", file=sys.stderr)
+        pass
+    print("dashboard stopped", file=sys.stderr)
     return 0
 
 

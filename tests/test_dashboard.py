@@ -1,0 +1,143 @@
+"""`archsearch dashboard`: our figures and notes in the study, and the real UI in headless Chromium."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from archsearch import dashboard
+from conftest import write_blobs_npz
+from test_cli import cli
+from test_run_cli import digest, quick
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dash")
+    blobs = write_blobs_npz(d / "blobs.npz")
+    r = cli(*quick(blobs, "--budget", "3000", "--trials", "4"), cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def load(d):
+    return optuna.load_study(study_name="blobs-b3000", storage=f"sqlite:///{d}/studies/blobs-b3000.db")
+
+
+def test_staircase():
+    assert dashboard.staircase([(3, 60.0), (1, 50.0), (2, 40.0)]) == ([1, 3, 3], [50.0, 50.0, 60.0])
+    assert dashboard.staircase([]) == ([], [])
+
+
+def test_run_saves_figures_and_a_note_per_trial(study_dir):
+    from optuna_dashboard._custom_plot_data import list_graph_object_ids
+    study = load(study_dir)
+    assert sorted(list_graph_object_ids(attrs(study))) == sorted(dashboard.FIGURES)
+    figs = dashboard.figures(study)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    front = next(tr for tr in figs["front"].data if tr.name == "Pareto front")
+    assert max(front.y) == max(t.values[0] for t in done)
+    curves = [tr for tr in figs["curves"].data if tr.x[0] is not None]
+    assert len(curves) == len([t for t in study.trials if t.user_attrs.get("curve")])
+    for t in study.trials:
+        if "params" in t.user_attrs:  # every trial that got a model (not the infeasible ones)
+            note = _note(study, t)  # get_note() wants a live Trial; a FrozenTrial has its id only
+            assert f"{t.user_attrs['params']:,} params" in note and "| training |" in note
+
+
+def attrs(study):
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def _note(study, t):
+    from optuna_dashboard._note import get_note_from_system_attrs
+    return get_note_from_system_attrs(attrs(study), t._trial_id)["body"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def browser():
+    """Headless Debian Chromium through Selenium, or a skip that says what is missing."""
+    need = os.environ.get("ARCHSEARCH_REQUIRE_BROWSER") == "1"  # CI: a missing browser is a failure
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        (pytest.fail if need else pytest.skip)("selenium is not installed (pip install -e '.[test]')")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        (pytest.fail if need else pytest.skip)("Debian's chromium and chromium-driver are not installed")
+    o = webdriver.ChromeOptions()
+    o.binary_location = chromium
+    # Root in a container needs --no-sandbox; the rest keeps Chromium off the (closed) network.
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-quic", "--window-size=1400,1000"):
+        o.add_argument(a)
+    return webdriver.Chrome(service=Service(driver), options=o)
+
+
+@pytest.mark.slow
+def test_dashboard_renders_in_headless_chromium_and_stops_on_ctrl_c(study_dir, tmp_path):
+    db = study_dir / "studies" / "blobs-b3000.db"
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "archsearch", "dashboard", "--port", str(port)], cwd=study_dir,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    drv = None
+    try:
+        line = p.stdout.readline()
+        assert f"http://127.0.0.1:{port}/dashboard/" in line, line + p.stderr.read()
+        before = digest(db)  # from here on the dashboard only reads
+        drv = browser()
+        drv.get(f"http://127.0.0.1:{port}/dashboard/studies/1")
+        titles, deadline = [], time.time() + 60
+        while time.time() < deadline and len(titles) < 3:  # the SPA fetches the study, then plotly draws
+            time.sleep(1)
+            titles = drv.execute_script("return Array.from(document.querySelectorAll('.gtitle'))"
+                                        ".map(e => e.textContent)")
+        body = drv.find_element("tag name", "body").text
+        assert "blobs-b3000" in body and "Pareto Front" in body
+        assert "Validation accuracy vs parameters" in titles
+        assert any(t.startswith("Validation accuracy per epoch") for t in titles)
+        assert any(t.startswith("Hypervolume") for t in titles)
+        assert drv.execute_script("return document.querySelectorAll('.js-plotly-plot .scatterlayer .point')"
+                                  ".length") > 0  # points drawn, not just empty axes
+        drv.save_screenshot(str(tmp_path / "dashboard.png"))
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+        assert digest(db) == before
+    finally:
+        if drv:
+            drv.quit()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 0 and "dashboard stopped" in err and "Traceback" not in err
+
+
+def test_busy_port_is_one_line_naming_the_port(study_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = cli("dashboard", "--port", str(port), cwd=study_dir)
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--storage", "sqlite:///elsewhere/x.db"], "no study database elsewhere/x.db"),
+    (["--storage", "nosuchdb://x"], "cannot open storage"),
+    (["--study", "nope"], "no study 'nope' in studies/"),
+    (["--port", "70000"], "a port is 1 to 65535"),
+])
+def test_dashboard_bad_storage_or_study(study_dir, args, message):
+    r = cli("dashboard", *args, cwd=study_dir)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
