@@ -329,7 +329,7 @@ def cmd_pareto(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import export, search
+    from . import export
     study, url = open_existing_study(args)
     t = export.pick(study, args.max_params, args.trial)
     out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")

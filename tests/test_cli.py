@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, mnist_dir
+from conftest import ROOT
 from test_data import _write_idx
 
 

@@ -1,14 +1,16 @@
 """`archsearch dashboard`: our figures and notes in the study, and the real UI in headless Chromium."""
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import optuna
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from screenshot import chromium, free_port, wait_for_figures  # noqa: E402
 
 from archsearch import dashboard
 from conftest import write_blobs_npz
@@ -59,31 +61,12 @@ def _note(study, t):
     return get_note_from_system_attrs(attrs(study), t._trial_id)["body"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def browser():
     """Headless Debian Chromium through Selenium, or a skip that says what is missing."""
-    need = os.environ.get("ARCHSEARCH_REQUIRE_BROWSER") == "1"  # CI: a missing browser is a failure
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        (pytest.fail if need else pytest.skip)("selenium is not installed (pip install -e '.[test]')")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        (pytest.fail if need else pytest.skip)("Debian's chromium and chromium-driver are not installed")
-    o = webdriver.ChromeOptions()
-    o.binary_location = chromium
-    # Root in a container needs --no-sandbox; the rest keeps Chromium off the (closed) network.
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-quic", "--window-size=1400,1000"):
-        o.add_argument(a)
-    return webdriver.Chrome(service=Service(driver), options=o)
+        return chromium()
+    except RuntimeError as e:  # CI sets ARCHSEARCH_REQUIRE_BROWSER=1: there a missing browser fails
+        (pytest.fail if os.environ.get("ARCHSEARCH_REQUIRE_BROWSER") == "1" else pytest.skip)(str(e))
 
 
 @pytest.mark.slow
@@ -99,11 +82,7 @@ def test_dashboard_renders_in_headless_chromium_and_stops_on_ctrl_c(study_dir, t
         before = digest(db)  # from here on the dashboard only reads
         drv = browser()
         drv.get(f"http://127.0.0.1:{port}/dashboard/studies/1")
-        titles, deadline = [], time.time() + 60
-        while time.time() < deadline and len(titles) < 3:  # the SPA fetches the study, then plotly draws
-            time.sleep(1)
-            titles = drv.execute_script("return Array.from(document.querySelectorAll('.gtitle'))"
-                                        ".map(e => e.textContent)")
+        titles = wait_for_figures(drv)
         body = drv.find_element("tag name", "body").text
         assert "blobs-b3000" in body and "Pareto Front" in body
         assert "Validation accuracy vs parameters" in titles

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, write_blobs_npz
+from conftest import write_blobs_npz
 from test_cli import cli
 
 
