@@ -20,11 +20,8 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit 2."""
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM. A KeyboardInterrupt so that Optuna marks the running trial FAIL, as for Ctrl-C."""
-
-
 def _on_sigterm(signum, frame):
+    from .workers import Terminated
     raise Terminated()
 
 
@@ -231,7 +228,9 @@ def _front_table(rows: list[dict]) -> str:
 def cmd_run(args) -> int:
     import optuna
 
-    from . import search
+    from dataclasses import asdict
+
+    from . import search, workers
     from .data import load
     from .export import artifact_dir
     if args.prune and args.epochs <= args.min_rung:
@@ -248,13 +247,12 @@ def cmd_run(args) -> int:
     if args.budget < smallest:
         raise UserError(f"--budget {args.budget:,} is below the smallest model the search can build "
                         f"({smallest:,} parameters for {args.dataset}); use --budget >= {smallest}")
-    # Explicit handlers: a process started in the background by a non-interactive shell
-    # (nohup, CI, `timeout`) inherits SIGINT as *ignored*, and Ctrl-C/kill -INT would do nothing.
-    import signal
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    if args.jobs > args.trials:
+        raise UserError(f"--jobs {args.jobs} is more than --trials {args.trials}: workers beyond the trials "
+                        f"would have nothing to do; use --jobs {args.trials} or fewer")
+    workers.stop_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
-    storage = search.open_storage(url)
+    storage = search.open_storage(url, writer=True)
     study, created = search.open_study(storage, name, settings, presets=args.presets)
     if created:
         study.set_user_attr("num_classes", data.num_classes)
@@ -263,20 +261,40 @@ def cmd_run(args) -> int:
     print(f"study {name!r} in {search.mask_url(url)}: {'created' if created else 'resumed'}, {done} of "
           f"{args.trials} trials finished; budget {args.budget:,} params, {args.epochs} epochs, "
           f"{len(data.train_x):,} training / {len(data.val_x):,} validation images, {device} {precision}; "
-          f"pruning at epochs {settings.rungs or 'off'}", flush=True)
+          f"pruning at epochs {settings.rungs or 'off'}" + (f"; {args.jobs} workers" if args.jobs > 1 else ""),
+          flush=True)
     from tqdm import tqdm
     bar = tqdm(total=args.trials, initial=min(done, args.trials), unit="trial", file=sys.stderr, disable=None,
                dynamic_ncols=True)
-    on_trial = lambda t: (bar.write(search.trial_line(t), file=sys.stdout), bar.update(1))
+
+    def on_trial(t):  # a finished trial, or a line about a worker
+        bar.write(t if isinstance(t, str) else search.trial_line(t), file=sys.stdout)
+        bar.update(0 if isinstance(t, str) or not search.counts(t) else 1)
+
     resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
-        search.run(study, search.Objective(settings, data, precision, args.compile, weights_dir), args.trials,
-                   args.timeout, on_trial)
+        if args.jobs == 1:
+            search.run(study, search.Objective(settings, data, precision, args.compile, weights_dir), args.trials,
+                       args.timeout, on_trial)
+        else:
+            del data  # each worker loads its own copy
+            spec = {"settings": asdict(settings), "data_dir": args.data_dir, "url": url, "study": name,
+                    "precision": precision, "compile": args.compile, "weights_dir": weights_dir,
+                    "trials": args.trials, "timeout": args.timeout, "grace_s": search.GRACE_S,
+                    "devices": workers.devices(str(device), args.jobs),
+                    "threads": workers.threads_per_worker(args.jobs)}
+            codes = workers.run_workers(spec, args.jobs, on_trial, study)
+            if search.finished_count(study) < args.trials and (args.timeout is None or any(codes)):
+                bar.close()
+                print(f"workers stopped with {search.finished_count(study)} of {args.trials} trials finished "
+                      f"(exit codes {codes}); resume with: {resume}", file=sys.stderr)
+                return 1
     except KeyboardInterrupt as e:
         bar.close()
-        print(f"\n{'terminated' if isinstance(e, Terminated) else 'interrupted'}: the running trial is marked FAIL "
+        term = isinstance(e, workers.Terminated)
+        print(f"\n{'terminated' if term else 'interrupted'}: running trials are marked FAIL "
               f"and will be re-run; resume with: {resume}", file=sys.stderr)
-        return 143 if isinstance(e, Terminated) else 130
+        return 143 if term else 130
     bar.close()
     rows = search.front(study)
     print(f"\nPareto front ({len(rows)} trials) of {search.finished_count(study)} finished:")
@@ -418,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start the study with the seed presets that fit the budget")
     p.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial for all epochs")
     p.add_argument("--eta", type=positive_int, default=3, help="pruning keeps the top 1/eta at each rung (default 3)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="worker processes on this machine sharing the study (CPU cores are split between them; "
+                        "several GPUs are used round robin)")
     p.add_argument("--min-rung", type=positive_int, default=1,
                    help="first pruning rung in epochs; rungs are min_rung * eta^k (default 1: 1, 3, 9 of 15)")
     add_study_options(p)

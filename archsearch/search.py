@@ -9,6 +9,7 @@ user attrs; resuming with different ones is refused instead of mixing results.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,8 +31,19 @@ METRICS = ["val_accuracy", "params"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+# A trial silent for GRACE_S seconds belongs to a dead worker: it is failed and queued again.
+# Tens of seconds, so that a user who restarts after a crash sees it happen; its heartbeat
+# is written every GRACE_S / 3. ARCHSEARCH_GRACE_S changes it (tests use a few seconds).
+GRACE_S = int(os.environ.get("ARCHSEARCH_GRACE_S", "30"))
+HEARTBEAT_S = max(1, GRACE_S // 3)
+
+
 class SearchError(ValueError):
     """A run that cannot start as asked (bad storage, mismatched settings, ...)."""
+
+
+class Surplus(Exception):
+    """Two workers started the last trial at once; the later one steps back (its trial ends FAIL, not counted)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,12 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
-def open_storage(url: str):
+def open_storage(url: str, writer: bool = False):
+    """An RDBStorage with heartbeats (dead workers' trials are failed and retried).
+
+    writer=True (a search) switches SQLite to WAL, so that several workers and
+    readers (dashboard, pareto, export) do not block each other; readers leave the
+    file as it is."""
     path = sqlite_path(url)
     if path is not None:
         folder = path.parent if str(path.parent) else Path(".")
@@ -89,12 +106,22 @@ def open_storage(url: str):
     try:
         # A busy timeout (seconds) lets concurrent readers/writers wait instead of failing.
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        if writer and path is not None:
+            with storage.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return storage
+    except ModuleNotFoundError as e:
+        extra = " (pip install 'archsearch[postgres]')" if url.startswith("postgres") else ""
+        raise SearchError(f"the driver for {mask_url(url).split(':')[0]} storage is not installed: "
+                          f"no module {e.name!r}{extra}") from None
     except Exception as e:
         raise SearchError(f"cannot open storage {mask_url(url)}: {str(e).splitlines()[0][:160]}") from None
 
 
-def _sampler(name: str, seed: int):
+def make_sampler(name: str, seed: int):
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
     if name == "nsga2":
@@ -117,7 +144,7 @@ def load_study(storage, name: str, sampler=None) -> optuna.Study:
 
 def open_study(storage, name: str, settings: Settings, presets: bool = True) -> tuple[optuna.Study, bool]:
     """Resume `name` if it exists with the same settings, else create it. (study, created)."""
-    sampler = _sampler(settings.sampler, settings.seed)
+    sampler = make_sampler(settings.sampler, settings.seed)
     wanted = asdict(settings)
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
@@ -197,7 +224,19 @@ class Objective:
             raise optuna.TrialPruned(str(e)) from None
         return genome, cfg
 
+    quota: int | None = None  # --trials; set by run() to step back from a race between workers
+
+    def check_quota(self, trial: optuna.Trial) -> None:
+        ahead = [t for t in trial.study.get_trials(deepcopy=False)
+                 if t.number < trial.number and (counts(t) or t.state == TrialState.RUNNING)]
+        if self.quota is not None and len(ahead) >= self.quota:
+            trial.set_user_attr("surplus", f"{self.quota} trials were already finished or running")
+            raise Surplus()
+
     def __call__(self, trial: optuna.Trial):
+        self.check_quota(trial)
+        trial.set_user_attr("curve", [])  # a retried trial inherits its dead original's attrs
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         genome, cfg = self.genome_and_config(trial)
         params = count_params(genome)
         trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
@@ -237,11 +276,18 @@ class Objective:
         return curve[-1], params
 
 
+def counts(t: optuna.trial.FrozenTrial) -> bool:
+    """Does a trial count towards --trials? Complete, pruned, or failed by its own
+    hyperparameters (diverged). Crashed, interrupted or surplus trials do not."""
+    return t.state in FINISHED or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs)
+
+
 def finished_count(study: optuna.Study) -> int:
-    """Trials that count towards --trials: complete, pruned, or failed by their own
-    hyperparameters (diverged). Crashed or interrupted trials are re-run."""
-    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))
-    return sum(1 for t in trials if t.state in FINISHED or "fail_reason" in t.user_attrs)
+    return sum(map(counts, study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.FAIL))))
+
+
+def running_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def trial_line(t: optuna.trial.FrozenTrial) -> str:
@@ -250,6 +296,8 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
     if "infeasible" in a:
         return f"#{t.number:<4} infeasible{name}: {a['infeasible']}"
+    if "surplus" in a:
+        return f"#{t.number:<4} not run (another worker took the last trial): {a['surplus']}"
     acc = a.get("curve", [None])[-1]
     acc_s = f"val {acc:6.2f}%" if acc is not None else "val   -   "
     state = t.state.name
@@ -289,20 +337,29 @@ def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> floa
 REFRESH_EVERY = 3  # trials between redraws of the dashboard figures (a redraw reads every trial: ~0.1 s)
 
 
-def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None) -> int:
+def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None,
+        poll: float = 2.0) -> int:
     """Run until the study holds n_trials finished trials, or timeout seconds pass.
 
+    Several processes (workers, machines) may run this on one study: when the
+    trials already running would complete it, this one waits for them instead of
+    starting another, and takes over if they die (their heartbeat goes stale).
     Returns the number of trials this call ran. KeyboardInterrupt propagates after
     Optuna has marked the running trial FAIL. The dashboard figures are redrawn
     every few trials and at the end.
     """
     start, ran = time.monotonic(), 0
+    objective.quota = n_trials
     callbacks = [lambda st, t: on_trial(t)] if on_trial else []
     try:
-        while finished_count(study) < n_trials:
+        while (done := finished_count(study)) < n_trials:
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
-            study.optimize(objective, n_trials=1, catch=(TrainingDiverged,), callbacks=callbacks)
+            if done + running_count(study) >= n_trials:
+                time.sleep(poll)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and queued again
+                continue
+            study.optimize(objective, n_trials=1, catch=(TrainingDiverged, Surplus), callbacks=callbacks)
             ran += 1
             if ran % REFRESH_EVERY == 0:
                 dashboard.refresh(study)

@@ -105,7 +105,7 @@ def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, 
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == code, err
-    assert f"{word}: the running trial is marked FAIL" in err and "resume with: archsearch run" in err
+    assert f"{word}: running trials are marked FAIL" in err and "resume with: archsearch run" in err
     assert "Traceback" not in err
     assert "RUNNING" not in states(db) and "FAIL" in states(db)
     # --timeout is not a study setting: the same study resumes, runs one trial, stops.
