@@ -298,7 +298,7 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
         return f"#{t.number:<4} infeasible{name}: {a['infeasible']}"
     if "surplus" in a:
         return f"#{t.number:<4} not run (another worker took the last trial): {a['surplus']}"
-    acc = a.get("curve", [None])[-1]
+    acc = (a.get("curve") or [None])[-1]
     acc_s = f"val {acc:6.2f}%" if acc is not None else "val   -   "
     state = t.state.name
     if "pruned_at" in a:

@@ -1,0 +1,127 @@
+"""Several workers on one study, dead workers, signals: real processes, real SQLite files."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from conftest import write_blobs_npz
+from test_cli import cli
+from test_run_cli import quick
+
+GRACE = "6"  # seconds of silence before a worker counts as dead (30 for users; short here for speed)
+
+
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory):
+    return write_blobs_npz(tmp_path_factory.mktemp("d") / "blobs.npz")
+
+
+def rows(db, sql):
+    try:
+        with sqlite3.connect(db, timeout=30) as c:
+            return c.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+
+
+def check_study(db, n):
+    """The invariants every multi-worker run must keep. Returns the study."""
+    study = optuna.load_study(study_name="blobs-b3000", storage=f"sqlite:///{db}")
+    trials = study.get_trials()
+    from archsearch.search import counts
+    assert sum(map(counts, trials)) == n
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert not rows(db, "select number, count(*) from trials group by study_id, number having count(*) > 1")
+    return study
+
+
+def start(blobs, tmp_path, *extra):
+    env = {**os.environ, "ARCHSEARCH_OFFLINE": "1", "ARCHSEARCH_GRACE_S": GRACE}
+    return subprocess.Popen([sys.executable, "-m", "archsearch", *quick(blobs, "--budget", "3000", *extra)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(pred, seconds=180):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.slow
+def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
+    r = cli(*quick(blobs, "--budget", "3000", "--trials", "10", "--jobs", "4"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "locked" not in r.stdout + r.stderr and "Traceback" not in r.stderr
+    assert "4 workers" in r.stdout
+    study = check_study(tmp_path / "studies" / "blobs-b3000.db", 10)
+    assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) > 1
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial(tmp_path, blobs):
+    db = tmp_path / "studies" / "blobs-b3000.db"
+    p = start(blobs, tmp_path, "--trials", "6", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "6")
+    # A RUNNING trial past its first epoch (so in training, all its parameters drawn), and its worker.
+    running = lambda: rows(db, "select t.number, a.value_json from trials t join trial_user_attributes a "
+                               "on a.trial_id = t.trial_id join trial_user_attributes e on e.trial_id = t.trial_id "
+                               "where t.state = 'RUNNING' and a.key = 'worker' and e.key = 'epochs_run'")
+    complete = lambda: rows(db, "select t.number, v.value from trials t join trial_values v on "
+                                "v.trial_id = t.trial_id where t.state = 'COMPLETE' and v.objective = 0")
+    assert wait_for(lambda: complete() and running()), p.communicate(timeout=60)
+    before = dict(complete())
+    number, worker = running()[0]
+    os.kill(int(json.loads(worker).split(":")[1]), signal.SIGKILL)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert "ended with signal 9" in out
+    study = check_study(db, 6)
+    killed = study.trials[number]
+    assert killed.state.name == "FAIL"
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed.params
+    assert {t.number: t.values[0] for t in study.trials if t.number in before} == before
+
+
+@pytest.mark.slow
+def test_rerun_after_the_whole_run_was_killed_retries_the_dead_trial(tmp_path, blobs):
+    db = tmp_path / "studies" / "blobs-b3000.db"
+    args = ("--trials", "3", "--no-prune", "--no-presets")
+    p = start(blobs, tmp_path, *args)
+    assert wait_for(lambda: rows(db, "select number from trials where state = 'RUNNING'"))
+    p.kill()  # SIGKILL, no cleanup at all: the trial stays RUNNING in the file
+    p.communicate()
+    dead = rows(db, "select number from trials where state = 'RUNNING'")[0][0]
+    r = start(blobs, tmp_path, *args)
+    out, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    study = check_study(db, 3)
+    assert study.trials[dead].state.name == "FAIL"
+    assert [t.number for t in study.trials if t.system_attrs.get("failed_trial") == dead]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
+    db = tmp_path / "studies" / "blobs-b3000.db"
+    args = ["--trials", "4", "--jobs", "2", "--no-prune", "--no-presets"]
+    p = start(blobs, tmp_path, *args, "--epochs", "40")  # the later --epochs wins: long trials
+    assert wait_for(lambda: len(rows(db, "select number from trials where state = 'RUNNING'")) == 2)
+    time.sleep(1)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == code, err
+    assert "running trials are marked FAIL" in err and "resume with: archsearch run" in err
+    assert "Traceback" not in err
+    assert not rows(db, "select number from trials where state = 'RUNNING'")
+    r = start(blobs, tmp_path, *args, "--epochs", "40", "--timeout", "1")
+    out, err = r.communicate(timeout=300)
+    assert r.returncode == 0 and "resumed, 0 of 4" in out, err
