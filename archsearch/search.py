@@ -113,10 +113,11 @@ def open_storage(url: str, writer: bool = False):
             with storage.engine.connect() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
         return storage
-    except ModuleNotFoundError as e:
-        extra = " (pip install 'archsearch[postgres]')" if url.startswith("postgres") else ""
-        raise SearchError(f"the driver for {mask_url(url).split(':')[0]} storage is not installed: "
-                          f"no module {e.name!r}{extra}") from None
+    except ImportError as e:  # Optuna wraps the driver's ModuleNotFoundError
+        missing = getattr(e.__cause__, "name", None) or "its driver"
+        extra = "pip install 'archsearch[postgres]'" if url.startswith("postgres") else f"install {missing}"
+        raise SearchError(f"the database driver for {mask_url(url).split(':')[0]} storage is not installed "
+                          f"(no module {missing!r}); {extra}") from None
     except Exception as e:
         raise SearchError(f"cannot open storage {mask_url(url)}: {str(e).splitlines()[0][:160]}") from None
 

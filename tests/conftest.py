@@ -92,3 +92,51 @@ def write_blobs_npz(path, n_train=1500, n_test=300, classes=10, seed=0):
     (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
     np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     return str(path)
+
+
+# A real PostgreSQL server on loopback, in a temporary folder ----------------------------
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """postgresql://postgres@127.0.0.1:PORT/archsearch on a throwaway server (initdb + pg_ctl).
+
+    Skips, saying why, where Debian's postgresql is not installed; .ci/run installs it and
+    sets ARCHSEARCH_REQUIRE_POSTGRES=1, so in CI a missing server fails instead."""
+    import getpass
+    import shutil
+    import socket
+    import subprocess
+    need = os.environ.get("ARCHSEARCH_REQUIRE_POSTGRES") == "1"
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        (pytest.fail if need else pytest.skip)("PostgreSQL server binaries not found (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401  (SQLAlchemy 2's default driver for postgresql://)
+    except ImportError:
+        (pytest.fail if need else pytest.skip)("psycopg not installed (pip install -e '.[postgres]')")
+    import tempfile
+    # Directly under /tmp: pytest's own temp folders are private to this user. initdb refuses
+    # to run as root, so as root the server runs as the 'postgres' system user.
+    root = Path(tempfile.mkdtemp(prefix="archsearch-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if getpass.getuser() == "root" else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data, log = root / "data", root / "log"
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True)
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+        f"-h 127.0.0.1 -p {port} -k {root} -c fsync=off", "start")
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "archsearch")
+        yield f"postgresql://postgres@127.0.0.1:{port}/archsearch"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(root, ignore_errors=True)

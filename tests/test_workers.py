@@ -30,14 +30,16 @@ def rows(db, sql):
         return []
 
 
-def check_study(db, n):
-    """The invariants every multi-worker run must keep. Returns the study."""
-    study = optuna.load_study(study_name="blobs-b3000", storage=f"sqlite:///{db}")
-    trials = study.get_trials()
+def check_study(db, n, url=None, name="blobs-b3000"):
+    """The invariants every multi-worker run must keep: n trials counted, none left
+    RUNNING or WAITING, no trial number twice. Returns the study."""
     from archsearch.search import counts
+    study = optuna.load_study(study_name=name, storage=url or f"sqlite:///{db}")
+    trials = study.get_trials()
     assert sum(map(counts, trials)) == n
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
-    assert not rows(db, "select number, count(*) from trials group by study_id, number having count(*) > 1")
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers)) == numbers[-1] + 1
     return study
 
 
@@ -125,3 +127,23 @@ def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
     r = start(blobs, tmp_path, *args, "--epochs", "40", "--timeout", "1")
     out, err = r.communicate(timeout=300)
     assert r.returncode == 0 and "resumed, 0 of 4" in out, err
+
+
+@pytest.mark.slow
+def test_workers_share_a_postgresql_study_and_the_password_is_never_shown(tmp_path, blobs, postgres_url):
+    url = postgres_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth: any password is accepted
+    args = ("--trials", "6", "--jobs", "3", "--storage", url, "--study", "pg")
+    r = cli(*quick(blobs, "--budget", "3000", *args), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "s3cret-pw" not in r.stdout + r.stderr and "postgres:***@" in r.stdout
+    study = check_study(None, 6, url=url, name="pg")
+    assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) > 1
+    stored = json.dumps([study.user_attrs, study._storage.get_study_system_attrs(study._study_id)]
+                        + [[t.user_attrs, t.system_attrs] for t in study.trials])
+    assert "s3cret-pw" not in stored
+    p = cli("pareto", "--storage", url, "--study", "pg", "--json", cwd=tmp_path)
+    assert p.returncode == 0 and json.loads(p.stdout) and "s3cret-pw" not in p.stderr
+    # A wrong port: one line, password masked.
+    bad = url.rsplit(":", 1)[0] + ":1/archsearch"
+    b = cli("pareto", "--storage", bad, "--study", "pg", cwd=tmp_path)
+    assert b.returncode == 2 and "s3cret-pw" not in b.stderr and len(b.stderr.strip().splitlines()) == 1
