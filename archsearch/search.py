@@ -28,6 +28,8 @@ from .pruning import keeps, rungs
 from .train import TrainingDiverged, evaluate, train
 
 METRICS = ["val_accuracy", "params"]
+# Faults of one trial's own making: it ends FAIL with the reason, the search goes on.
+TRAINING_FAULTS = (TrainingDiverged, torch.cuda.OutOfMemoryError)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -266,8 +268,10 @@ class Objective:
         try:
             model = fit_model(genome, cfg, self.data, trial_seed(self.s, trial.number), self.precision,
                               on_epoch_end, self.compile)
-        except TrainingDiverged as e:
-            trial.set_user_attr("fail_reason", str(e))
+        except TRAINING_FAULTS as e:
+            trial.set_user_attr("fail_reason", str(e).splitlines()[0][:200])
+            if self.data.device.type == "cuda":
+                torch.cuda.empty_cache()  # give the next trial the memory back
             raise
         # Reported, never used to choose: the search's objective is the validation accuracy.
         trial.set_user_attr("test_acc", round(evaluate(model, self.data, self.data.test_x, self.data.test_y,
@@ -360,7 +364,7 @@ def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float
                 time.sleep(poll)
                 optuna.storages.fail_stale_trials(study)  # a dead worker's trial: FAIL, and queued again
                 continue
-            study.optimize(objective, n_trials=1, catch=(TrainingDiverged, Surplus), callbacks=callbacks)
+            study.optimize(objective, n_trials=1, catch=(*TRAINING_FAULTS, Surplus), callbacks=callbacks)
             ran += 1
             if ran % REFRESH_EVERY == 0:
                 dashboard.refresh(study)

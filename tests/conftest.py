@@ -116,7 +116,7 @@ def postgres_url():
     if bin_dir is None:
         (pytest.fail if need else pytest.skip)("PostgreSQL server binaries not found (apt-get install postgresql)")
     try:
-        import psycopg  # noqa: F401  (SQLAlchemy 2's default driver for postgresql://)
+        import psycopg  # noqa: F401 (SQLAlchemy 2's default driver for postgresql://)
     except ImportError:
         (pytest.fail if need else pytest.skip)("psycopg not installed (pip install -e '.[postgres]')")
     import tempfile

@@ -111,12 +111,3 @@ def test_busy_port_is_one_line_naming_the_port(study_dir):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--storage", "sqlite:///elsewhere/x.db"], "no study database elsewhere/x.db"),
-    (["--storage", "nosuchdb://x"], "cannot open storage"),
-    (["--study", "nope"], "no study 'nope' in studies/"),
-    (["--port", "70000"], "a port is 1 to 65535"),
-])
-def test_dashboard_bad_storage_or_study(study_dir, args, message):
-    r = cli("dashboard", *args, cwd=study_dir)
-    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

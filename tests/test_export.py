@@ -9,7 +9,7 @@ import torch
 
 from conftest import write_blobs_npz
 from test_cli import cli
-from test_run_cli import digest, quick
+from test_run_cli import quick
 
 
 @pytest.fixture(scope="module")
@@ -106,43 +106,3 @@ def test_force_overwrites_only_our_files(study_dir, tmp_path):
     assert (out / "mine.txt").read_text() == "keep" and (out / "weights.pt").is_file()
 
 
-def empty_study(folder):
-    (folder / "studies").mkdir()
-    optuna.create_study(study_name="empty", storage=f"sqlite:///{folder}/studies/empty.db",
-                        directions=["maximize", "minimize"])
-
-
-EXPORT_BAD = [
-    (["--study", "nope"], "no study 'nope' in studies/; studies there: blobs-b3000"),
-    (["--max-params", "10"], "no COMPLETE trial has at most 10 params; the smallest has"),
-    (["--trial", "99"], "has no trial 99"),
-    (["--trial", "-1"], "--trial: must be 0 or more"),
-    (["--max-params", "5000", "--trial", "1"], "not allowed with argument"),
-    (["--out", "blobs.npz"], "is a file; give a folder"),
-    (["--out", "/proc/x"], "cannot write to /proc"),
-    (["--storage", "sqlite:///nowhere/x.db"], "no study database nowhere/x.db"),
-]
-
-
-@pytest.mark.parametrize("args, message", EXPORT_BAD, ids=[" ".join(a) for a, _ in EXPORT_BAD])
-def test_export_bad_input_one_line_nothing_written(study_dir, args, message):
-    db = study_dir / "studies" / "blobs-b3000.db"
-    before, listing = digest(db), sorted(p.name for p in study_dir.iterdir())
-    r = cli("export", *args, cwd=study_dir)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr and message in lines[0], r.stderr
-    assert digest(db) == before and sorted(p.name for p in study_dir.iterdir()) == listing
-
-
-def test_export_of_a_pruned_trial_and_of_a_study_without_complete_trials(tmp_path):
-    empty_study(tmp_path)
-    r = cli("export", "--study", "empty", cwd=tmp_path)
-    assert r.returncode == 2 and "has no COMPLETE trial yet" in r.stderr
-    study = optuna.load_study(study_name="empty", storage=f"sqlite:///{tmp_path}/studies/empty.db")
-    t = study.ask()
-    t.set_user_attr("pruned_at", 3)
-    study.tell(t, state=optuna.trial.TrialState.PRUNED)
-    r = cli("export", "--study", "empty", "--trial", "0", cwd=tmp_path)
-    assert r.returncode == 2 and "trial 0 is PRUNED at epoch 3, not COMPLETE" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1

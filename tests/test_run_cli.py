@@ -52,44 +52,6 @@ def test_run_then_pareto_then_resume(tmp_path, blobs):
     assert len([s for s in states(db) if s in ("COMPLETE", "PRUNED")]) == 5
 
 
-RUN_BAD = [
-    (["--budget", "0"], "--budget: must be a positive integer"),
-    (["--budget", "ten"], "--budget: 'ten' is not an integer"),
-    (["--budget", "20"], "below the smallest model the search can build (42 parameters"),
-    (["--budget", "3000", "--trials", "0"], "--trials: must be a positive integer"),
-    (["--budget", "3000", "--timeout", "0"], "--timeout: must be positive"),
-    (["--budget", "3000", "--sampler", "cmaes"], "invalid choice: 'cmaes'"),
-    (["--budget", "3000", "--epochs", "1"], "leaves no room for pruning"),
-    (["--budget", "3000", "--storage", "nosuchdb://x"], "cannot open storage"),
-    (["--budget", "3000", "--storage", "sqlite:////proc/nope/x.db"], "cannot create /proc/nope"),
-]
-
-
-@pytest.mark.parametrize("args, message", RUN_BAD, ids=[" ".join(a) for a, _ in RUN_BAD])
-def test_run_bad_input_one_line_and_no_study(tmp_path, blobs, args, message):
-    r = cli(*quick(blobs, *args), cwd=tmp_path)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr and message in lines[0], r.stderr
-    assert not (tmp_path / "studies").exists() or not list((tmp_path / "studies").glob("*.db"))
-
-
-def test_resume_with_other_settings_is_refused_byte_for_byte(tmp_path, blobs):
-    assert cli(*quick(blobs, "--budget", "3000", "--trials", "1", "--no-prune"), cwd=tmp_path).returncode == 0
-    db = tmp_path / "studies" / "blobs-b3000.db"
-    before = digest(db)
-    r = cli(*quick(blobs, "--budget", "3000", "--trials", "2", "--no-prune", "--seed", "5"), cwd=tmp_path)
-    assert r.returncode == 2 and "seed=0 (you gave 5)" in r.stderr and "--study" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-    assert digest(db) == before
-
-
-def test_pareto_on_missing_study_lists_what_is_there(tmp_path, blobs):
-    (tmp_path / "studies").mkdir()
-    r = cli("pareto", "--study", "nope", cwd=tmp_path)
-    assert r.returncode == 2 and "no study 'nope' in studies/" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, sig, code, word):
     env = {**os.environ, "ARCHSEARCH_OFFLINE": "1"}

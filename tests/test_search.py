@@ -76,3 +76,15 @@ def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
 
 def test_password_is_masked():
     assert search.mask_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000, prune=False)
+    # An absurd learning rate (far outside the space's range: Optuna warns and uses it).
+    study.enqueue_trial({"lr": 1e9, "optimizer": "sgd", "schedule": "step", "size_frac": 0.5})
+    lines = []
+    search.run(study, obj, 3, None, on_trial=lambda t: lines.append(search.trial_line(t)))
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and "loss became" in first.user_attrs["fail_reason"]
+    assert "FAIL: loss became" in lines[0]
+    assert search.finished_count(study) == 3 and study.trials[-1].state != TrialState.FAIL

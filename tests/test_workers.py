@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 
-from conftest import write_blobs_npz
+from conftest import ROOT, write_blobs_npz
 from test_cli import cli
 from test_run_cli import quick
 
@@ -147,3 +147,41 @@ def test_workers_share_a_postgresql_study_and_the_password_is_never_shown(tmp_pa
     bad = url.rsplit(":", 1)[0] + ":1/archsearch"
     b = cli("pareto", "--storage", bad, "--study", "pg", cwd=tmp_path)
     assert b.returncode == 2 and "s3cret-pw" not in b.stderr and len(b.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_pareto_export_and_dashboard_read_while_a_search_writes(tmp_path, blobs):
+    import urllib.request
+
+    from test_run_cli import digest
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from screenshot import free_port
+    db = tmp_path / "studies" / "blobs-b3000.db"
+    p = start(blobs, tmp_path, "--trials", "10", "--jobs", "2", "--no-presets", "--epochs", "4")
+    assert wait_for(lambda: rows(db, "select number from trials where state = 'COMPLETE'"))
+    port = free_port()
+    dash = subprocess.Popen([sys.executable, "-m", "archsearch", "dashboard", "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reads = 0
+    try:
+        assert "dashboard" in dash.stdout.readline()
+        while p.poll() is None and reads < 4:  # every reader, again and again, while trials are written
+            r = cli("pareto", "--study", "blobs-b3000", "--json", cwd=tmp_path)
+            assert r.returncode == 0 and json.loads(r.stdout), r.stderr
+            e = cli("export", "--study", "blobs-b3000", "--out", f"e{reads}", cwd=tmp_path)
+            assert e.returncode == 0, e.stderr
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/1?after=0", timeout=30) as resp:
+                assert resp.status == 200 and json.load(resp)["name"] == "blobs-b3000"
+            reads += 1
+    finally:
+        dash.send_signal(signal.SIGINT)
+        dash.communicate(timeout=30)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and "locked" not in out + err, err
+    assert reads >= 1
+    check_study(db, 10)
+    # At rest, pareto and export read only: the file does not change by a byte.
+    before = digest(db)
+    assert cli("pareto", "--study", "blobs-b3000", cwd=tmp_path).returncode == 0
+    assert cli("export", "--study", "blobs-b3000", "--out", "last", cwd=tmp_path).returncode == 0
+    assert digest(db) == before
