@@ -31,31 +31,27 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def positive_int(s: str) -> int:
+def _int_from(s: str, low: int, high: int | None = None, what: str = "") -> int:
     try:
         v = int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    if v < low or (high is not None and v > high):
+        raise argparse.ArgumentTypeError(what or f"must be {'a positive integer' if low == 1 else '0 or more'}, "
+                                         f"got {s}")
     return v
+
+
+def positive_int(s: str) -> int:
+    return _int_from(s, 1)
 
 
 def nonnegative_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{s!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {s}")
-    return v
+    return _int_from(s, 0)
 
 
 def port_number(s: str) -> int:
-    v = nonnegative_int(s)
-    if not 1 <= v <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, got {s}")
-    return v
+    return _int_from(s, 1, 65535, f"a port is 1 to 65535, got {s}")
 
 
 # Shared option groups ------------------------------------------------------------------
@@ -67,7 +63,7 @@ def add_model_source(p: argparse.ArgumentParser) -> None:
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
-    from .data import default_data_dir
+    from . import default_data_dir
     p.add_argument("--dataset", default="mnist",
                    help="mnist, fashion-mnist, kmnist, cifar10, or a path to an .npz with x_train, y_train, "
                         "x_test, y_test (default: mnist)")

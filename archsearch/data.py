@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import default_data_dir  # in the package, so that the CLI's --help needs no torch
+
 SPLIT_SEED = 20260101
 IDX_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
 DATASETS = (*IDX_SETS, "cifar10")
@@ -32,8 +34,6 @@ class DataError(ValueError):
     """Data that is missing, corrupt, or not what the user asked for."""
 
 
-def default_data_dir() -> str:
-    return os.environ.get("ARCHSEARCH_DATA", "data")
 
 
 # Raw arrays (CPU numpy), cached per process -----------------------------------------
