@@ -354,8 +354,9 @@ def cmd_export(args) -> int:
         if not args.retrain:
             raise UserError(f"trial {t.number}'s trained weights are not in {export.artifact_dir(url, study.study_name)}"
                             f"; add --retrain to train it again ({t.user_attrs.get('epochs_run')} epochs)")
-        weights, test_acc = retrain(args, study, t)
+        weights, test_acc, normalize = retrain(args, study, t)
         cfg["metrics"]["test_acc_retrained"] = test_acc
+        cfg["normalize"] = cfg["normalize"] or normalize  # studies from before it was recorded
     files = export.write(out, cfg, weights, args.force)
     m = cfg["metrics"]
     test = f"{m['test_acc']:.2f}%" if m["test_acc"] is not None else "-"
@@ -366,7 +367,7 @@ def cmd_export(args) -> int:
     return 0
 
 
-def retrain(args, study, t) -> tuple[dict, float]:
+def retrain(args, study, t) -> tuple[dict, float, dict]:
     """Train the trial again exactly as the search did: same split, config and seed."""
     from . import search
     from .data import load
@@ -380,7 +381,8 @@ def retrain(args, study, t) -> tuple[dict, float]:
           f"{device})...", file=sys.stderr, flush=True)
     model = search.fit_model(Genome.from_dict(t.user_attrs["genome"]), TrainConfig.from_dict(t.user_attrs["train"]),
                              data, search.trial_seed(search.Settings(**st), t.number), precision)
-    return state_dict_cpu(model), round(evaluate(model, data, data.test_x, data.test_y, precision), 4)
+    return (state_dict_cpu(model), round(evaluate(model, data, data.test_x, data.test_y, precision), 4),
+            {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()})
 
 
 def cmd_dashboard(args) -> int:

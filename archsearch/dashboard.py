@@ -99,10 +99,16 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
     return {"front": front, "curves": curves, "hypervolume": hv}
 
 
-def refresh(study: optuna.Study) -> None:
-    """Save (replace) our figures in the study."""
-    for key, fig in figures(study).items():
-        save_plotly_graph_object(study, fig, graph_object_id=key)
+def refresh(study: optuna.Study) -> bool:
+    """Save (replace) our figures in the study. They are a view: a failure to draw or
+    store them (a database busy past its timeout, say) must not stop a search, and
+    the next refresh redraws everything. Returns whether it worked."""
+    try:
+        for key, fig in figures(study).items():
+            save_plotly_graph_object(study, fig, graph_object_id=key)
+        return True
+    except Exception:
+        return False
 
 
 def trial_note(genome: Genome, cfg: TrainConfig, preset: str | None = None) -> str:

@@ -343,7 +343,7 @@ REFRESH_EVERY = 3  # trials between redraws of the dashboard figures (a redraw r
 
 
 def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float | None, on_trial=None,
-        poll: float = 2.0) -> int:
+        poll: float = 2.0, figures: bool = True) -> int:
     """Run until the study holds n_trials finished trials, or timeout seconds pass.
 
     Several processes (workers, machines) may run this on one study: when the
@@ -351,7 +351,7 @@ def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float
     starting another, and takes over if they die (their heartbeat goes stale).
     Returns the number of trials this call ran. KeyboardInterrupt propagates after
     Optuna has marked the running trial FAIL. The dashboard figures are redrawn
-    every few trials and at the end.
+    every few trials and at the end (figures=False: someone else draws them).
     """
     start, ran = time.monotonic(), 0
     objective.quota = n_trials
@@ -366,8 +366,9 @@ def run(study: optuna.Study, objective: Objective, n_trials: int, timeout: float
                 continue
             study.optimize(objective, n_trials=1, catch=(*TRAINING_FAULTS, Surplus), callbacks=callbacks)
             ran += 1
-            if ran % REFRESH_EVERY == 0:
+            if figures and ran % REFRESH_EVERY == 0:
                 dashboard.refresh(study)
     finally:
-        dashboard.refresh(study)
+        if figures:
+            dashboard.refresh(study)
     return ran

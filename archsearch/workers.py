@@ -66,16 +66,20 @@ def worker(spec: dict, index: int) -> None:
         storage = search.open_storage(spec["url"], writer=True)
         study = search.load_study(storage, spec["study"], sampler=search.make_sampler(s.sampler, s.seed + index))
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
-        search.run(study, objective, spec["trials"], spec["timeout"])
+        search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
     except KeyboardInterrupt as e:
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
 
 
 def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> list[int]:
     """Start `jobs` workers, report each newly finished trial of `study` through on_trial,
+    redraw the dashboard figures every few trials (one writer of them, not N), and
     return the workers' exit codes. On KeyboardInterrupt (Ctrl-C / Terminated) the
     signal is passed on, the workers are waited for, and the interrupt re-raised."""
     from optuna.trial import TrialState
+
+    from .dashboard import refresh
+    from .search import REFRESH_EVERY
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch/OpenMP or DB state
     procs = [ctx.Process(target=worker, args=(spec, i), name=f"archsearch-worker-{i}") for i in range(jobs)]
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -83,10 +87,12 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     dead: set[int] = set()
 
     def report() -> None:
-        for t in sorted(study.get_trials(deepcopy=False, states=ended), key=lambda t: t.number):
-            if t.number not in seen:
-                seen.add(t.number)
-                on_trial(t)
+        new = [t for t in study.get_trials(deepcopy=False, states=ended) if t.number not in seen]
+        for t in sorted(new, key=lambda t: t.number):
+            seen.add(t.number)
+            on_trial(t)
+        if len(seen) // REFRESH_EVERY > (len(seen) - len(new)) // REFRESH_EVERY:
+            refresh(study)
         for i, p in enumerate(procs):
             if p.exitcode not in (None, 0) and i not in dead:
                 dead.add(i)
@@ -101,6 +107,7 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
             time.sleep(poll)
             report()
         report()
+        refresh(study)
     except KeyboardInterrupt as e:
         sig = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
         for p in procs:

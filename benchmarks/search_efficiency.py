@@ -47,8 +47,11 @@ def one(kind: str, a, folder: str) -> dict:
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     pts = [(t.values[0], int(t.values[1])) for t in done]
     best = lambda cap: max((acc for acc, p in pts if p <= cap), default=float("nan"))
+    front = [f"#{t.number} {int(t.values[1])} {t.values[0]:.2f}{' ' + t.user_attrs['preset'] if 'preset' in t.user_attrs else ''}"
+             for t in sorted(study.best_trials, key=lambda t: t.values[1])]
     return {"trials": len(study.get_trials(deepcopy=False)), "complete": len(done),
-            "hv": search.hypervolume(pts, (90.0, a.budget)), "best5k": best(5000), "best10k": best(10000)}
+            "hv": search.hypervolume(pts, (90.0, a.budget)), "best5k": best(5000), "best10k": best(10000),
+            "front": front}
 
 
 def main() -> None:
@@ -76,6 +79,8 @@ def main() -> None:
         x, y = res["archsearch"][key], res["random"][key]
         print(f"{label:<22}{x:>12,.2f}{y:>12,.2f}")
     print(f"hypervolume ratio archsearch / random: {res['archsearch']['hv'] / max(res['random']['hv'], 1e-9):.2f}x")
+    for k in kinds:
+        print(f"{k} front (trial params val_acc [preset]): {'; '.join(res[k]['front'])}")
 
 
 if __name__ == "__main__":
