@@ -267,7 +267,8 @@ def cmd_run(args) -> int:
         bar.write(t if isinstance(t, str) else search.trial_line(t), file=sys.stdout)
         bar.update(0 if isinstance(t, str) or not search.counts(t) else 1)
 
-    resume = f"archsearch run {' '.join(sys.argv[2:])}" if sys.argv[1:2] == ["run"] else "the same command"
+    shown = [search.mask_url(a) if "://" in a else a for a in sys.argv[2:]]  # no password on the screen
+    resume = f"archsearch run {' '.join(shown)}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
         if args.jobs == 1:
             search.run(study, search.Objective(settings, data, precision, args.compile, weights_dir), args.trials,

@@ -85,6 +85,16 @@ def mask_url(url: str) -> str:
         return url
 
 
+def redact(text: str, url: str) -> str:
+    """`text` (say, a driver's error message) with the URL's password replaced by ***."""
+    from sqlalchemy.engine import make_url
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a sqlite:/// URL, else None."""
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
@@ -121,7 +131,8 @@ def open_storage(url: str, writer: bool = False):
         raise SearchError(f"the database driver for {mask_url(url).split(':')[0]} storage is not installed "
                           f"(no module {missing!r}); {extra}") from None
     except Exception as e:
-        raise SearchError(f"cannot open storage {mask_url(url)}: {str(e).splitlines()[0][:160]}") from None
+        reason = redact(str(e).splitlines()[0][:160] if str(e) else type(e).__name__, url)
+        raise SearchError(f"cannot open storage {mask_url(url)}: {reason}") from None
 
 
 def make_sampler(name: str, seed: int):

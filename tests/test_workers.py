@@ -10,6 +10,7 @@ import time
 import optuna
 import pytest
 
+from archsearch import search
 from conftest import ROOT, write_blobs_npz
 from test_cli import cli
 from test_run_cli import quick
@@ -143,6 +144,19 @@ def test_workers_share_a_postgresql_study_and_the_password_is_never_shown(tmp_pa
     assert "s3cret-pw" not in stored
     p = cli("pareto", "--storage", url, "--study", "pg", "--json", cwd=tmp_path)
     assert p.returncode == 0 and json.loads(p.stdout) and "s3cret-pw" not in p.stderr
+    # Interrupted: the resume hint repeats the command, with the password masked.
+    env = {**os.environ, "ARCHSEARCH_OFFLINE": "1"}
+    long_run = [*quick(blobs, "--budget", "3000"), "--epochs", "40", "--storage", url, "--study", "pg2",
+                "--trials", "2", "--jobs", "2"]
+    more = subprocess.Popen([sys.executable, "-m", "archsearch", *long_run], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    running = lambda: "pg2" in search.study_names(url) and optuna.load_study(study_name="pg2", storage=url) \
+        .get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert wait_for(running)
+    more.send_signal(signal.SIGINT)
+    out, err = more.communicate(timeout=120)
+    assert more.returncode == 130 and "resume with: archsearch run" in err and "postgres:***@" in err, err
+    assert "s3cret-pw" not in out + err
     # A wrong port: one line, password masked.
     bad = url.rsplit(":", 1)[0] + ":1/archsearch"
     b = cli("pareto", "--storage", bad, "--study", "pg", cwd=tmp_path)
