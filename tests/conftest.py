@@ -140,3 +140,26 @@ def postgres_url():
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory):
+    """A folder with blobs.npz and a finished 4-trial study (studies/blobs-b3000.db, no
+    pruning: several COMPLETE trials of different sizes, their weights kept), made once
+    by the real CLI. Tests copy it (see copy_study) rather than change it."""
+    import subprocess
+    import sys
+    d = tmp_path_factory.mktemp("finished")
+    blobs = write_blobs_npz(d / "blobs.npz")
+    r = subprocess.run([sys.executable, "-m", "archsearch", "run", "--dataset", blobs, "--epochs", "2",
+                        "--train-size", "600", "--val-size", "200", "--device", "cpu", "--budget", "3000",
+                        "--trials", "4", "--no-prune"], cwd=d, capture_output=True, text=True,
+                       env={**os.environ, "ARCHSEARCH_OFFLINE": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def copy_study(finished: Path, dest: Path) -> Path:
+    import shutil
+    shutil.copytree(finished, dest)
+    return dest

@@ -9,7 +9,7 @@ import shutil
 import optuna
 import pytest
 
-from conftest import write_blobs_npz
+from conftest import copy_study
 from test_cli import cli
 from test_data import _write_idx
 
@@ -79,14 +79,10 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
+def base(finished_study, tmp_path_factory):
     """A folder as a user has it: a finished study, a study with only a pruned trial,
     a corrupt database, bad configs, an empty and a corrupt data folder."""
-    d = tmp_path_factory.mktemp("base")
-    write_blobs_npz(d / "blobs.npz")
-    r = cli("run", *[a.format(blobs=d / "blobs.npz") for a in Q], "--budget", "3000", "--trials", "2",
-            "--no-prune", cwd=d)
-    assert r.returncode == 0, r.stderr
+    d = copy_study(finished_study, tmp_path_factory.mktemp("bad") / "base")
     empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{d}/studies/empty.db",
                                 directions=["maximize", "minimize"])
     t = empty.ask()

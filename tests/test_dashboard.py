@@ -13,18 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from screenshot import chromium, free_port, wait_for_figures  # noqa: E402
 
 from archsearch import dashboard
-from conftest import write_blobs_npz
+from conftest import copy_study
 from test_cli import cli
-from test_run_cli import digest, quick
+from test_run_cli import digest
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dash")
-    blobs = write_blobs_npz(d / "blobs.npz")
-    r = cli(*quick(blobs, "--budget", "3000", "--trials", "4"), cwd=d)
-    assert r.returncode == 0, r.stderr
-    return d
+def study_dir(finished_study, tmp_path_factory):
+    return copy_study(finished_study, tmp_path_factory.mktemp("dash") / "w")
 
 
 def load(d):

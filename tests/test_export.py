@@ -7,19 +7,13 @@ import optuna
 import pytest
 import torch
 
-from conftest import write_blobs_npz
+from conftest import copy_study
 from test_cli import cli
-from test_run_cli import quick
 
 
 @pytest.fixture(scope="module")
-def study_dir(tmp_path_factory):
-    """A finished 4-trial study (no pruning: several COMPLETE trials of different sizes)."""
-    d = tmp_path_factory.mktemp("study")
-    blobs = write_blobs_npz(d / "blobs.npz")
-    r = cli(*quick(blobs, "--budget", "3000", "--trials", "4", "--no-prune"), cwd=d)
-    assert r.returncode == 0, r.stderr
-    return d
+def study_dir(finished_study, tmp_path_factory):
+    return copy_study(finished_study, tmp_path_factory.mktemp("export") / "w")
 
 
 def trials(d):
