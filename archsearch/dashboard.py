@@ -75,6 +75,10 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
         front.add_vline(x=budget, line_dash="dash", line_color="gray", annotation_text=f"budget {budget:,}")
     front.update_layout(title="Validation accuracy vs parameters", xaxis_title="parameters",
                         yaxis_title="validation accuracy (%)")
+    if done:  # zoom on the COMPLETE trials, where the front is (double-click shows every pruned one)
+        accs = [t.values[0] for t in done]
+        pad = max(0.3, 0.15 * (max(accs) - min(accs)))
+        front.update_yaxes(range=[min(accs) - pad, min(100.0, max(accs)) + pad])
 
     curves = go.Figure()
     sizes = [t.user_attrs["params"] for t in trials] or [1]
