@@ -20,11 +20,6 @@ class UserError(Exception):
     """A mistake the user can fix; printed as one line, exit 2."""
 
 
-def _on_sigterm(signum, frame):
-    from .workers import Terminated
-    raise Terminated()
-
-
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage + error; we print one line
         sys.stderr.write(f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -152,12 +147,10 @@ def cmd_show(args) -> int:
 def cmd_train(args) -> int:
     from dataclasses import replace
 
-    import torch
-
     from .data import load
     from .genome import GenomeError
-    from .model import build_model, count_flops, count_params
-    from .train import evaluate, train
+    from .model import count_flops, count_params
+    from .train import evaluate, fit
     name, genome, cfg = load_source(args)
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     cfg = replace(cfg, **overrides)
@@ -176,9 +169,7 @@ def cmd_train(args) -> int:
     accs, secs = [], []
     for k in range(args.seeds):
         seed = args.seed + k
-        torch.manual_seed(seed)
-        model = build_model(genome)
-        hist = train(model, data, cfg, precision=precision, seed=seed, progress=True, compile=args.compile)
+        model, hist = fit(genome, data, cfg, seed, precision, progress=True, compile=args.compile)
         accs.append(evaluate(model, data, data.test_x, data.test_y, precision))
         secs.append(statistics.mean(h["seconds"] for h in hist))
         log(f"seed {seed}: test {accs[-1]:.2f}% after {cfg.epochs} epochs ({secs[-1]:.1f} s/epoch, "
@@ -350,11 +341,12 @@ def cmd_export(args) -> int:
     out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")
     export.check_out_dir(out, args.force)  # before any retraining
     cfg = export.config(study, t)
-    weights = export.load_weights(t, export.artifact_dir(url, study.study_name))
+    folder = export.artifact_dir(url, study.study_name)
+    weights = export.load_weights(t, folder)
     if weights is None or args.retrain:
         if not args.retrain:
-            raise UserError(f"trial {t.number}'s trained weights are not in {export.artifact_dir(url, study.study_name)}"
-                            f"; add --retrain to train it again ({t.user_attrs.get('epochs_run')} epochs)")
+            raise UserError(f"trial {t.number}'s trained weights are not in {folder}; add --retrain to train it "
+                            f"again ({t.user_attrs.get('epochs_run')} epochs)")
         weights, test_acc, normalize = retrain(args, study, t)
         cfg["metrics"]["test_acc_retrained"] = test_acc
         cfg["normalize"] = cfg["normalize"] or normalize  # studies from before it was recorded
@@ -374,21 +366,22 @@ def retrain(args, study, t) -> tuple[dict, float, dict]:
     from .data import load
     from .export import state_dict_cpu
     from .genome import Genome, TrainConfig
-    from .train import evaluate
+    from .train import evaluate, fit
     st = study.user_attrs["settings"]
     device, precision = device_and_precision(args)
     data = load(st["dataset"], args.data_dir, val_size=st["val_size"], train_size=st["train_size"], device=device)
     print(f"retraining trial {t.number} ({t.user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} images, "
           f"{device})...", file=sys.stderr, flush=True)
-    model = search.fit_model(Genome.from_dict(t.user_attrs["genome"]), TrainConfig.from_dict(t.user_attrs["train"]),
-                             data, search.trial_seed(search.Settings(**st), t.number), precision)
+    model, _ = fit(Genome.from_dict(t.user_attrs["genome"]), data, TrainConfig.from_dict(t.user_attrs["train"]),
+                   search.trial_seed(search.Settings(**st), t.number), precision)
     return (state_dict_cpu(model), round(evaluate(model, data, data.test_x, data.test_y, precision), 4),
-            {"mean": data.mean.flatten().tolist(), "std": data.std.flatten().tolist()})
+            data.normalization())
 
 
 def cmd_dashboard(args) -> int:
     from . import dashboard, search
     from .export import artifact_dir
+    from .workers import stop_on_signals
     study, url = open_existing_study(args)
     try:
         dashboard.check_port(args.host, args.port)
@@ -396,9 +389,7 @@ def cmd_dashboard(args) -> int:
         raise UserError(f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
                         f"pick another with --port") from None
     dashboard.refresh(study)
-    import signal
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    stop_on_signals()
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard for {search.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
           f"(study {study.study_name!r}); Ctrl-C stops it", flush=True)

@@ -18,6 +18,7 @@ from plotly.colors import sample_colorscale
 
 from .genome import Genome, TrainConfig
 from .model import count_flops, count_params, layer_table
+from .pruning import hypervolume
 
 FIGURES = ("front", "curves", "hypervolume")  # graph object ids
 
@@ -42,7 +43,6 @@ def staircase(points: list[tuple[int, float]]) -> tuple[list, list]:
 
 
 def hypervolume_history(study: optuna.Study, ref: tuple[float, int]) -> tuple[list[int], list[float]]:
-    from .search import hypervolume
     pts, xs, ys = [], [], []
     for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
         pts.append((t.values[0], int(t.values[1])))

@@ -177,6 +177,10 @@ class Data:
     def device(self) -> torch.device:
         return self.train_x.device
 
+    def normalization(self) -> dict:
+        """Per-channel mean and std as plain lists: what an exported model.py needs."""
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 or [0, 1] float images -> normalised float32."""
         if x.dtype == torch.uint8:

@@ -10,6 +10,8 @@ NSGA-II (the ends of a front and isolated points first), then by accuracy. Until
 `min_peers` trials have reached a rung, nobody is pruned there (too little to
 compare with). Schmucker et al. 2021, "Multi-objective ASHA".
 
+Also the 2-D hypervolume that the dashboard and the benchmarks measure fronts by.
+
 Why crowding and not accuracy within a rank: a search is warm-started with tuned
 seed models. Ranked by accuracy, those fill the top 1/eta of the first front at
 every rung, and a smaller sampled model that no seed dominates was still pruned
@@ -71,3 +73,18 @@ def keeps(me: tuple[float, int], peers: list[tuple[float, int]], eta: int = 3, m
         dist.update(crowding(points, [i for i, ri in enumerate(ranks) if ri == r]))
     order = sorted(range(len(points)), key=lambda i: (ranks[i], -dist[i], -points[i][0], points[i][1], i != 0))
     return order.index(0) < math.ceil(len(points) / eta)
+
+
+def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> float:
+    """Area dominated by (accuracy %, params) points, up to ref = (worst accuracy, most params).
+
+    In units of accuracy-points x parameters. Points worse than ref in either
+    objective add nothing.
+    """
+    pts = sorted((p for p in points if p[0] > ref[0] and p[1] < ref[1]), key=lambda p: p[1])
+    area, best = 0.0, ref[0]
+    for i, (acc, params) in enumerate(pts):  # sweep from small to large models
+        best = max(best, acc)
+        right = pts[i + 1][1] if i + 1 < len(pts) else ref[1]
+        area += (best - ref[0]) * (right - params)
+    return area

@@ -22,10 +22,10 @@ from . import __version__, dashboard, space
 from .budget import DoesNotFit, fit_to_budget, scale
 from .export import save_weights
 from .genome import GenomeError
-from .model import build_model, count_flops, count_params
+from .model import count_flops, count_params
 from .presets import PRESETS
 from .pruning import keeps, rungs
-from .train import TrainingDiverged, evaluate, train
+from .train import TrainingDiverged, evaluate, fit
 
 METRICS = ["val_accuracy", "params"]
 # Faults of one trial's own making: it ends FAIL with the reason, the search goes on.
@@ -201,14 +201,6 @@ def trial_seed(settings: Settings, number: int) -> int:
     return settings.seed + number
 
 
-def fit_model(genome, cfg, data, seed: int, precision: str, on_epoch_end=None, compile: bool = False):
-    """Build and train one trial's model, as the search does (export --retrain repeats it)."""
-    torch.manual_seed(seed)
-    model = build_model(genome)
-    train(model, data, cfg, on_epoch_end, precision=precision, seed=seed, compile=compile)
-    return model
-
-
 class Objective:
     def __init__(self, settings: Settings, data, precision: str, compile: bool = False,
                  weights_dir: Path | None = None):
@@ -257,8 +249,7 @@ class Objective:
         dashboard.save_trial_note(trial, genome, cfg)
         for k, v in {"params": params, "flops": count_flops(genome), "genome": genome.to_dict(),
                      "train": cfg.to_dict(), "arch": genome.describe(), "device": str(self.data.device),
-                     "normalize": {"mean": self.data.mean.flatten().tolist(),
-                                   "std": self.data.std.flatten().tolist()}}.items():
+                     "normalize": self.data.normalization()}.items():
             trial.set_user_attr(k, v)
         curve: list[float] = []
         t0 = time.perf_counter()
@@ -277,8 +268,8 @@ class Objective:
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
         try:
-            model = fit_model(genome, cfg, self.data, trial_seed(self.s, trial.number), self.precision,
-                              on_epoch_end, self.compile)
+            model, _ = fit(genome, self.data, cfg, trial_seed(self.s, trial.number), self.precision,
+                           on_epoch_end, compile=self.compile)
         except TRAINING_FAULTS as e:
             trial.set_user_attr("fail_reason", str(e).splitlines()[0][:200])
             if self.data.device.type == "cuda":
@@ -333,21 +324,6 @@ def front(study: optuna.Study) -> list[dict]:
                      "val_acc": t.values[0], "test_acc": a.get("test_acc"), "epochs": a.get("epochs_run"),
                      "preset": a.get("preset"), "arch": a.get("arch")})
     return sorted(rows, key=lambda r: r["params"])
-
-
-def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> float:
-    """Area dominated by (accuracy %, params) points, up to ref = (worst accuracy, most params).
-
-    In units of accuracy-points x parameters. Points worse than ref in either
-    objective add nothing.
-    """
-    pts = sorted((p for p in points if p[0] > ref[0] and p[1] < ref[1]), key=lambda p: p[1])
-    area, best = 0.0, ref[0]
-    for i, (acc, params) in enumerate(pts):  # sweep from small to large models
-        best = max(best, acc)
-        right = pts[i + 1][1] if i + 1 < len(pts) else ref[1]
-        area += (best - ref[0]) * (right - params)
-    return area
 
 
 REFRESH_EVERY = 3  # trials between redraws of the dashboard figures (a redraw reads every trial: ~0.1 s)

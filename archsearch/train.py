@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Data
-from .genome import TrainConfig
+from .genome import Genome, TrainConfig
+from .model import build_model
 
 CHECK_EVERY = 25  # steps between finite-loss checks: a host sync on CUDA, so not every step
 
@@ -235,3 +236,16 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable
         if bar:
             bar.close()
     return history
+
+
+def fit(genome: Genome, data: Data, cfg: TrainConfig, seed: int, precision: str = "fp32",
+        on_epoch_end: Callable | None = None, progress: bool = False,
+        compile: bool = False) -> tuple[nn.Module, list[dict]]:
+    """Build the genome's model from `seed` and train it: (model, train()'s history).
+    The one recipe behind `archsearch train`, a search trial and `export --retrain`,
+    so the same seed gives the same model in all three."""
+    torch.manual_seed(seed)  # the initial weights
+    model = build_model(genome)
+    history = train(model, data, cfg, on_epoch_end, precision=precision, seed=seed, progress=progress,
+                    compile=compile)
+    return model, history

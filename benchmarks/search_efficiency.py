@@ -26,6 +26,7 @@ import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch import search  # noqa: E402
+from archsearch.pruning import hypervolume  # noqa: E402
 from archsearch.data import default_data_dir, load  # noqa: E402
 from archsearch.train import default_precision, resolve_device  # noqa: E402
 
@@ -50,7 +51,7 @@ def one(kind: str, a, folder: str) -> dict:
     front = [f"#{t.number} {int(t.values[1])} {t.values[0]:.2f}{' ' + t.user_attrs['preset'] if 'preset' in t.user_attrs else ''}"
              for t in sorted(study.best_trials, key=lambda t: t.values[1])]
     return {"trials": len(study.get_trials(deepcopy=False)), "complete": len(done),
-            "hv": search.hypervolume(pts, (90.0, a.budget)), "best5k": best(5000), "best10k": best(10000),
+            "hv": hypervolume(pts, (90.0, a.budget)), "best5k": best(5000), "best10k": best(10000),
             "front": front}
 
 

@@ -65,7 +65,7 @@ def test_synthetic_curves_prune_about_two_thirds_per_rung_and_keep_the_front():
 
 
 def test_hypervolume_2d():
-    from archsearch.search import hypervolume
+    from archsearch.pruning import hypervolume
     ref = (90.0, 10000)
     assert hypervolume([], ref) == 0
     assert hypervolume([(95.0, 5000)], ref) == 5 * 5000
