@@ -1,4 +1,6 @@
-"""Named architectures as plain data: the seven hand-designed MNIST seeds.
+"""Named architectures as plain data: the seven hand-designed MNIST seeds, and the
+models archsearch found that beat them (found_presets.json, written by
+benchmarks/beat_seeds.py --ship from a real search and a 3-seed retrain).
 
 Each preset is written from the layer tables in shared/seeds/README.md; a test
 checks every parameter count against the published number. A seed's recipe is
@@ -8,7 +10,9 @@ Dropout rates that a write-up does not give (D2 in the 003 models) are 0.05.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from .genome import Conv, Genome, GenomeError, Linear, Pool, TrainConfig
 
@@ -21,6 +25,7 @@ class Preset:
     source: str          # where it comes from
     reported: str        # the seed's own headline accuracy, as published
     recipe: str          # which TrainConfig fields the seed states
+    measured: dict | None = None  # found presets: test_acc_mean/std/accs, epochs, machine, command
 
 
 M, GAP = Pool("max", 2), Pool("avg", 0)
@@ -81,6 +86,31 @@ PRESETS = {p.name: p for p in [
            "shared/seeds/004_e0f597909c6fbbdf.txt", "99.47% best (ep 12), ~99.40% final",
            "SGD m 0.9, lr 0.025, StepLR(9, 0.15), bs 128, rotation 7, ~20 epochs"),
 ]}
+
+
+FOUND_FILE = Path(__file__).with_name("found_presets.json")
+
+
+def _found() -> list[Preset]:
+    """Presets found by a search: name (dataset and size, e.g. mnist-7.9k), genome, recipe,
+    and the accuracy measured by retraining them (benchmarks/beat_seeds.py)."""
+    if not FOUND_FILE.exists():
+        return []
+    out = []
+    for d in json.loads(FOUND_FILE.read_text()):
+        m = d["measured"]
+        out.append(Preset(d["name"], Genome.from_dict(d["genome"]), TrainConfig.from_dict(d["train"]),
+                          d["source"], f"{m['test_acc_mean']:.2f} ± {m['test_acc_std']:.2f}% (final epoch, "
+                          f"{len(m['test_accs'])} seeds, measured)", "found by archsearch", m))
+    return out
+
+
+PRESETS.update((p.name, p) for p in _found())
+
+
+def found_name(dataset: str, params: int) -> str:
+    """mnist, 7,890 -> 'mnist-7.9k': what a user reads as dataset and size."""
+    return f"{dataset}-{params / 1000:.1f}k"
 
 
 def get_preset(name: str) -> Preset:

@@ -13,7 +13,10 @@ Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
 resumes. Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
-    python benchmarks/beat_seeds.py [--minutes 80] [--work runs/beat-seeds]
+    python benchmarks/beat_seeds.py [--minutes 80] [--work runs/beat-seeds] [--ship]
+
+--ship also writes archsearch/found_presets.json: each retrained model as a preset
+named by dataset and size (mnist-7.9k), with its recipe and measured accuracy.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from archsearch.presets import PRESETS  # noqa: E402
+from archsearch.presets import FOUND_FILE, PRESETS, found_name  # noqa: E402
 
 STRETCH = {8000: 99.5, 2000: 99.3}  # size -> accuracy the issue's stretch rows ask for
 
@@ -62,6 +65,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
+    ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     log = a.work / "log.txt"
@@ -77,7 +81,7 @@ def main() -> None:
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
 
     # 2 + 3. Per row: export the best at or under the size, retrain it (once per trial).
-    rows = [(count, name) for name, p in PRESETS.items() for count in [int(name.split("-")[1])]]
+    rows = [(int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-")]
     rows += [(size, None) for size in STRETCH]
     results = []
     for size, seed in sorted(rows):
@@ -93,7 +97,7 @@ def main() -> None:
             trained.write_text(out)
         r = json.loads(trained.read_text())
         target = reported_best(PRESETS[seed]) if seed else STRETCH[size]
-        results.append({"row": seed or f"stretch <= {size:,}", "size": size, "target": target, "trial": trial,
+        results.append({"export": str(export), "row": seed or f"stretch <= {size:,}", "size": size, "target": target, "trial": trial,
                         "params": r["params"], "mean": r["test_acc_mean"], "std": r["test_acc_std"],
                         "accs": r["test_accs"], "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
                         "beats": r["params"] <= size and r["test_acc_mean"] >= target})
@@ -120,6 +124,32 @@ def main() -> None:
     out.write_text(table + "\n")
     (a.work / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\nwritten to {out.relative_to(ROOT)}; {sum(r['beats'] for r in results)} of {len(results)} rows dominated")
+    if a.ship:
+        ship(results, a)
+
+
+def ship(results: list[dict], a) -> None:
+    """One preset per retrained trial, smallest first, with the rows it dominates."""
+    by_trial: dict[int, dict] = {}
+    for r in results:
+        by_trial.setdefault(r["trial"], {**r, "rows": []})["rows"] += [r["row"]] if r["beats"] else []
+    presets = []
+    for t in sorted(by_trial.values(), key=lambda r: r["params"]):
+        cfg = json.loads((Path(t["export"]) / "config.json").read_text())
+        trained = json.loads((a.work / f"train-trial{t['trial']}.json").read_text())
+        presets.append({
+            "name": found_name("mnist", t["params"]), "params": t["params"], "genome": cfg["genome"],
+            "train": cfg["train"],
+            "source": f"archsearch study {a.study} trial {t['trial']} (benchmarks/beat_seeds.py)",
+            "measured": {"test_acc_mean": round(t["mean"], 4), "test_acc_std": round(t["std"], 4),
+                         "test_accs": [round(x, 4) for x in t["accs"]], "epochs": trained["epochs"],
+                         "seeds": trained["seeds"], "epoch_seconds": round(t["epoch_s"], 1),
+                         "device": f"{trained['device']} ({platform.machine()})", "dominates": t["rows"],
+                         "command": f"archsearch train --preset {found_name('mnist', t['params'])} --seeds 3"}})
+    names = [p["name"] for p in presets]
+    assert len(set(names)) == len(names), f"two found models share a name: {names}"
+    FOUND_FILE.write_text(json.dumps(presets, indent=1) + "\n")
+    print(f"shipped {len(presets)} presets to {FOUND_FILE.relative_to(ROOT)}: {', '.join(names)}")
 
 
 if __name__ == "__main__":
