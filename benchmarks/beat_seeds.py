@@ -36,8 +36,9 @@ from archsearch.presets import FOUND_FILE, PRESETS, found_name  # noqa: E402
 STRETCH = {8000: 99.5, 2000: 99.3}  # size -> accuracy the issue's stretch rows ask for
 
 
-def cli(*args: str, log: Path) -> str:
-    """Run archsearch; its stdout is returned and, with stderr, appended to `log`."""
+def cli(*args: str, log: Path, check: bool = True) -> str | None:
+    """Run archsearch; its stdout is returned and, with stderr, appended to `log`.
+    check=False: a failure returns None (after printing archsearch's one-line error)."""
     cmd = [sys.executable, "-m", "archsearch", *args]
     print("$ archsearch " + " ".join(args), flush=True)
     t0 = time.time()
@@ -45,6 +46,9 @@ def cli(*args: str, log: Path) -> str:
     with log.open("a") as f:
         f.write(f"$ archsearch {' '.join(args)}\n{r.stdout}{r.stderr}\n# exit {r.returncode}, "
                 f"{time.time() - t0:.0f} s\n\n")
+    if r.returncode and not check:
+        print("  " + (r.stderr.strip().splitlines() or ["(no message)"])[-1])
+        return None
     if r.returncode:
         sys.exit(f"archsearch {args[0]} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}; see {log}")
     return r.stdout
@@ -86,8 +90,13 @@ def main() -> None:
     results = []
     for size, seed in sorted(rows):
         export = a.work / f"export-{size}"
+        target = reported_best(PRESETS[seed]) if seed else STRETCH[size]
         if not (export / "config.json").exists():
-            cli("export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force", log=log)
+            if cli("export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
+                   log=log, check=False) is None:  # no COMPLETE trial at or under this size
+                results.append({"row": seed or f"stretch <= {size:,}", "size": size, "target": target,
+                                "trial": None, "beats": False})
+                continue
         cfg = json.loads((export / "config.json").read_text())
         trial = cfg["provenance"]["trial"]
         trained = a.work / f"train-trial{trial}.json"
@@ -96,18 +105,20 @@ def main() -> None:
                       "--json", log=log)
             trained.write_text(out)
         r = json.loads(trained.read_text())
-        target = reported_best(PRESETS[seed]) if seed else STRETCH[size]
-        results.append({"export": str(export), "row": seed or f"stretch <= {size:,}", "size": size, "target": target, "trial": trial,
-                        "params": r["params"], "mean": r["test_acc_mean"], "std": r["test_acc_std"],
+        results.append({"export": str(export), "row": seed or f"stretch <= {size:,}", "size": size,
+                        "target": target, "trial": trial, "params": r["params"], "mean": r["test_acc_mean"], "std": r["test_acc_std"],
                         "accs": r["test_accs"], "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
                         "beats": r["params"] <= size and r["test_acc_mean"] >= target})
 
-    finished = sum(1 for line in search["stdout"].splitlines() if line.startswith("#"))
+    trials = [line for line in search["stdout"].splitlines() if line.startswith("#") and "not run" not in line]
+    complete = sum(" COMPLETE " in line for line in trials)
+    pruned = sum("PRUNED at" in line for line in trials)
     lines = [f"# Seeds vs archsearch ({platform.machine()}, {platform.processor() or 'cpu'}, "
              f"{time.strftime('%Y-%m-%d')})", "",
              f"Search: `archsearch run --budget {a.budget} --epochs 15 --trials {a.trials} --timeout "
-             f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}`: {finished} trials in {search['wall_s'] / 60:.1f} min; "
-             f"front of {len(front)} models.",
+             f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}`: N = {len(trials)} trials in "
+             f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
+             f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
              f"Retrain: `archsearch train --config runs/beat-seeds/export-SIZE/config.json --epochs 15 --seeds "
              f"{a.seeds}` (full 60,000 training images, final epoch, test set).", "",
              "| seed | seed params | seed acc (best epoch) | our trial | our params | our acc (final, mean ± std) "
@@ -115,6 +126,9 @@ def main() -> None:
              "|---|---:|---:|---:|---:|---:|---|---|"]
     for r in results:
         seed_acc = f"{r['target']:.2f}%" if not str(r["row"]).startswith("stretch") else f"target {r['target']}%"
+        if r["trial"] is None:
+            lines.append(f"| {r['row']} | {r['size']:,} | {seed_acc} | - | none complete at this size | | | no |")
+            continue
         lines.append(f"| {r['row']} | {r['size']:,} | {seed_acc} | {r['trial']} | {r['params']:,} | "
                      f"{r['mean']:.2f} ± {r['std']:.2f}% | {', '.join(f'{x:.2f}' for x in r['accs'])} | "
                      f"{'yes' if r['beats'] else 'no'} |")
@@ -131,7 +145,7 @@ def main() -> None:
 def ship(results: list[dict], a) -> None:
     """One preset per retrained trial, smallest first, with the rows it dominates."""
     by_trial: dict[int, dict] = {}
-    for r in results:
+    for r in (r for r in results if r["trial"] is not None):
         by_trial.setdefault(r["trial"], {**r, "rows": []})["rows"] += [r["row"]] if r["beats"] else []
     presets = []
     for t in sorted(by_trial.values(), key=lambda r: r["params"]):
