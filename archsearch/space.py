@@ -1,7 +1,7 @@
 """The search space: the only module that calls trial.suggest_*.
 
 A trial samples a *layout* (stages, convs per stage, kernels, padding, transition,
-head, norm order, dropout, relative widths), a *size fraction* of the budget and a
+head, norm order, dropout, width growth per stage), a *size fraction* of the budget and a
 training recipe. Every parameter is suggested in every trial with a fixed range,
 whether used or not (a stage beyond `stages` ignores its values): a static space
 is what multivariate TPE models jointly; conditional parameters would make it fall
@@ -10,11 +10,12 @@ a genome, so every model is within budget by construction.
 """
 from __future__ import annotations
 
-from .genome import Conv, Genome, Linear, Pool, TrainConfig
+from .genome import Conv, Genome, GenomeError, Linear, Pool, TrainConfig
 
 MAX_STAGES = 4          # 28x28 -> 14 -> 7 -> 3 with three max-pool transitions
 HEADS = ("gap_linear", "conv_gap", "conv_full", "gap_conv")
 TRANSITIONS = ("max", "max_1x1")
+FULL_HEAD_MAX = 7       # largest map a conv_full head may cover (seed-10970's 7x7)
 
 
 def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
@@ -28,11 +29,14 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         "norm": trial.suggest_categorical("norm", ["bn_relu", "relu_bn"]),
         "dropout": trial.suggest_float("dropout", 0.0, 0.15),
         "drop_kind": trial.suggest_categorical("drop_kind", ["dropout", "dropout2d"]),
+        # Stage s is growth**s times as wide as stage 0: widths never shrink with depth.
+        # (Independent widths per stage gave 32 of 44 sampled models a layer of <= 3
+        # channels in the first 20k search: docs/search-record.md.)
+        "width_growth": trial.suggest_float("width_growth", 1.0, 2.5),
     }
     for s in range(MAX_STAGES):
         p[f"convs{s}"] = trial.suggest_int(f"convs{s}", 1, 3)
         p[f"k{s}"] = trial.suggest_categorical(f"k{s}", [3, 5])
-        p[f"w{s}"] = trial.suggest_float(f"w{s}", 4.0, 64.0, log=True)  # relative: only ratios matter
     frac = trial.suggest_float("size_frac", 0.05, 1.0, log=True)
     # The recipe ranges are the region where small BN nets train well in 15 epochs; wider ones
     # spent most trials on recipes that cannot work (docs/search-record.md has the numbers).
@@ -55,13 +59,15 @@ def layout(p: dict, in_shape: tuple, num_classes: int) -> Genome:
     """Layout choices -> a Genome with relative widths (for fit_to_budget).
 
     "valid" padding shrinks the map only while at least 3x3 (and enough for the
-    stage's remaining 2x2 pools) would remain; later convs pad "same". (Strict valid padding over 3-4 stages shrank the map below
-    the kernel: 10 of 38 sampled trials in the first real search were impossible.)
+    stage's remaining 2x2 pools) would remain; later convs pad "same". (Strict valid
+    padding over 3-4 stages shrank the map below the kernel: 10 of 38 sampled trials in
+    the first real search were impossible.) A conv_full head over a map larger than
+    7x7 raises GenomeError: the search records it as infeasible at once.
     """
     layers: list = []
     h = in_shape[1]
     for s in range(p["stages"]):
-        k, w = p[f"k{s}"], p[f"w{s}"]
+        k, w = p[f"k{s}"], 8.0 * p["width_growth"] ** s  # relative: fit_to_budget scales them all
         drop = dict(drop=round(p["dropout"], 4), drop_kind=p["drop_kind"]) if p["dropout"] >= 0.01 else {}
         keep = max(3, 2 ** (p["stages"] - 1 - s))  # smallest map a valid conv may leave
         for _ in range(p[f"convs{s}"]):
@@ -81,6 +87,9 @@ def layout(p: dict, in_shape: tuple, num_classes: int) -> Genome:
     elif head == "conv_gap":
         layers += [Conv(num_classes, 1, 0, False, "none"), Pool("avg", 0)]
     else:  # conv_full: one conv whose kernel covers the whole remaining map (seed-10970's 7x7)
+        if h > FULL_HEAD_MAX:  # a 14x14 or 28x28 kernel would hold most of the budget
+            raise GenomeError(f"a conv_full head over a {h}x{h} map (at most {FULL_HEAD_MAX}x{FULL_HEAD_MAX}): "
+                              f"its kernel would take most of the budget")
         layers += [Conv(num_classes, max(1, h), 0, False, "none")]
     return Genome(tuple(layers), tuple(in_shape), num_classes)
 

@@ -2,7 +2,7 @@
 seed's size retrained on the full training set, seed by seed against the hand designs.
 
 1. `archsearch run --budget 20000 --epochs 15 --trials N --timeout T --jobs 2` (default N 200,
-   T 4800 s: no new trial starts after 80 minutes; the last one finishes).
+   T 4500 s: no new trial starts after 75 minutes; the last one finishes).
 2. For each seed size (and the two stretch rows, 2,000 and 8,000), `archsearch export
    --max-params P`: the most accurate trial *on validation* at or under P.
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
@@ -13,7 +13,7 @@ Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
 resumes. Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
-    python benchmarks/beat_seeds.py [--minutes 80] [--work runs/beat-seeds] [--ship]
+    python benchmarks/beat_seeds.py [--minutes 75] [--work runs/beat-seeds] [--ship]
 
 --ship also writes archsearch/found_presets.json: each retrained model as a preset
 named by dataset and size (mnist-7.9k), with its recipe and measured accuracy.
@@ -63,8 +63,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=20000)
     ap.add_argument("--trials", type=int, default=200)
-    ap.add_argument("--minutes", type=float, default=80.0, help="no new search trial starts after this")
-    ap.add_argument("--study", default="mnist-b20000")
+    ap.add_argument("--minutes", type=float, default=75.0, help="no new search trial starts after this")
+    ap.add_argument("--study", default="mnist-b20000-v2")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")
