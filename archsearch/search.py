@@ -136,13 +136,16 @@ def open_storage(url: str, writer: bool = False):
 
 
 def make_sampler(name: str, seed: int):
+    """The named sampler for layouts and recipes; model sizes sweep the budget (space.SizeSweep)."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
+        base = optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+    elif name == "nsga2":
+        base = optuna.samplers.NSGAIISampler(seed=seed)
+    elif name == "random":
+        base = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
+    return space.SizeSweep(base)
 
 
 def study_names(storage) -> list[str]:

@@ -10,6 +10,8 @@ a genome, so every model is within budget by construction.
 """
 from __future__ import annotations
 
+import optuna
+
 from .genome import Conv, Genome, GenomeError, Linear, Pool, TrainConfig
 
 MAX_STAGES = 4          # 28x28 -> 14 -> 7 -> 3 with three max-pool transitions
@@ -37,7 +39,7 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     for s in range(MAX_STAGES):
         p[f"convs{s}"] = trial.suggest_int(f"convs{s}", 1, 3)
         p[f"k{s}"] = trial.suggest_categorical(f"k{s}", [3, 5])
-    frac = trial.suggest_float("size_frac", 0.05, 1.0, log=True)
+    frac = trial.suggest_float("size_frac", *SIZE_FRAC, log=True)  # chosen by SizeSweep, not the sampler
     # The recipe ranges are the region where small BN nets train well in 15 epochs; wider ones
     # spent most trials on recipes that cannot work (docs/search-record.md has the numbers).
     cfg = TrainConfig(
@@ -53,6 +55,55 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         translate=trial.suggest_float("translate", 0.0, 0.1),     # +- fraction of the image
     )
     return p, frac, cfg
+
+
+SIZE_FRAC = (0.05, 1.0)  # share of the budget a trial's model may use
+
+
+def sweep(number: int, low: float, high: float) -> float:
+    """Trial `number`'s point in [low, high], log scale, by the van der Corput sequence
+    (1/2, 1/4, 3/4, 1/8, ...): every octave of size gets trials in turn, evenly."""
+    u, scale, n = 0.0, 0.5, number + 1
+    while n:
+        u, scale, n = u + scale * (n & 1), scale / 2, n >> 1
+    return low * (high / low) ** u
+
+
+class SizeSweep(optuna.samplers.BaseSampler):
+    """A sampler for everything but the size fraction, which sweeps the budget instead.
+
+    Left to multivariate TPE, the size drifted to the small end: small models are cheap
+    to complete and easily non-dominated, so they became TPE's "good" trials, and
+    trials 20-44 of the second 20k search were almost all 1-2k params
+    (docs/search-record.md). The sampler still learns which layouts and recipes work,
+    from good trials of every size. A retried trial keeps its size (Optuna fixes a
+    retried trial's parameters before sampling).
+    """
+
+    def __init__(self, base: optuna.samplers.BaseSampler):
+        self.base = base
+
+    def infer_relative_search_space(self, study, trial):
+        found = self.base.infer_relative_search_space(study, trial)
+        found.pop("size_frac", None)
+        return found
+
+    def sample_relative(self, study, trial, search_space):
+        return self.base.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, name, distribution):
+        if name == "size_frac":
+            return sweep(trial.number, distribution.low, distribution.high)
+        return self.base.sample_independent(study, trial, name, distribution)
+
+    def before_trial(self, study, trial):
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self):
+        self.base.reseed_rng()
 
 
 def layout(p: dict, in_shape: tuple, num_classes: int) -> Genome:

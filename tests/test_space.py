@@ -28,3 +28,21 @@ def test_every_sampled_layout_is_a_possible_network():
         body = [l.out for l in genome.layers[:-1] if isinstance(l, Conv) and l.k > 1]  # not squeezes, head
         assert all(b >= a - 1 for a, b in zip(body, body[1:])), body  # never narrower with depth (+-1 rounding)
     assert too_big < 0.1 * 600 and full_head < 0.15 * 600
+
+
+def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
+    assert [round(space.sweep(n, 1, 16), 3) for n in range(4)] == [4.0, 2.0, 8.0, 1.414]  # 2^4u, u = 1/2, 1/4, 3/4, 1/8
+    fracs = sorted(space.sweep(n, *space.SIZE_FRAC) for n in range(64))
+    octaves = [sum(lo <= f < 2 * lo for f in fracs) for lo in (0.05, 0.1, 0.2, 0.4)]
+    assert max(octaves) - min(octaves) <= 1  # 64 trials: the same number in every octave of size
+    from archsearch.search import make_sampler
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0))
+    for n in range(14):  # past TPE's 10 random start-up trials
+        t = study.ask()
+        space.sample(t, 15)
+        assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC)
+        study.tell(t, [90.0 + n % 5, 1000.0 * (n + 1)])
+    study.enqueue_trial({"size_frac": 0.5})  # what a retried trial looks like: its parameters fixed
+    t = study.ask()
+    space.sample(t, 15)
+    assert t.params["size_frac"] == 0.5
