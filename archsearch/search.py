@@ -266,7 +266,8 @@ class Objective:
                 peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
                          for t in trial.study.get_trials(deepcopy=False)
                          if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]
-                if not keeps((val_acc, params), peers, self.s.eta, self.s.min_peers):
+                if not keeps((val_acc, params), peers, self.s.eta, self.s.min_peers,
+                             last_rung=epoch == self.s.rungs[-1]):
                     trial.set_user_attr("pruned_at", epoch)
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 

@@ -83,3 +83,13 @@ def test_tuned_seeds_do_not_crowd_out_a_smaller_model_no_seed_dominates():
     peers = seeds + [(90.0, 900), (91.0, 1000), (91.5, 1100), (92.0, 1200), (80.0, 2500)]
     assert keeps((96.5, 2600), peers)
     assert not keeps((91.2, 1050), peers)
+
+
+def test_a_front_member_at_the_last_rung_always_continues():
+    # Search v3's rung at epoch 9 (params, val acc): six of ten on the front, four places.
+    at9 = [(97.76, 4367), (97.16, 2097), (98.76, 9424), (94.92, 1450), (92.74, 1164), (98.86, 5910),
+           (99.32, 12444), (99.0, 4653), (98.14, 1823)]
+    me = (99.28, 8051)
+    assert not keeps(me, at9)                 # an early rung: the crowded middle of the front goes
+    assert keeps(me, at9, last_rung=True)     # the last rung: a front member finishes
+    assert not keeps((98.5, 8051), at9, last_rung=True)  # dominated by (99.0, 4653): still pruned
