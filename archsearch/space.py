@@ -18,6 +18,7 @@ MAX_STAGES = 4          # 28x28 -> 14 -> 7 -> 3 with three max-pool transitions
 HEADS = ("gap_linear", "conv_gap", "conv_full", "gap_conv")
 TRANSITIONS = ("max", "max_1x1")
 FULL_HEAD_MAX = 7       # largest map a conv_full head may cover (seed-10970's 7x7)
+SIZE_FRAC = (0.05, 1.0)  # share of the budget a trial's model may use
 
 
 def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
@@ -55,9 +56,6 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         translate=trial.suggest_float("translate", 0.0, 0.1),     # +- fraction of the image
     )
     return p, frac, cfg
-
-
-SIZE_FRAC = (0.05, 1.0)  # share of the budget a trial's model may use
 
 
 def sweep(number: int, low: float, high: float) -> float:

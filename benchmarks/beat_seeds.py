@@ -90,12 +90,12 @@ def main() -> None:
     results = []
     for size, seed in sorted(rows):
         export = a.work / f"export-{size}"
-        target = reported_best(PRESETS[seed]) if seed else STRETCH[size]
+        row = {"row": seed or f"stretch <= {size:,}", "size": size,
+               "target": reported_best(PRESETS[seed]) if seed else STRETCH[size]}
         if not (export / "config.json").exists():
             if cli("export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
                    log=log, check=False) is None:  # no COMPLETE trial at or under this size
-                results.append({"row": seed or f"stretch <= {size:,}", "size": size, "target": target,
-                                "trial": None, "beats": False})
+                results.append({**row, "trial": None, "beats": False})
                 continue
         cfg = json.loads((export / "config.json").read_text())
         trial = cfg["provenance"]["trial"]
@@ -105,10 +105,10 @@ def main() -> None:
                       "--json", log=log)
             trained.write_text(out)
         r = json.loads(trained.read_text())
-        results.append({"export": str(export), "row": seed or f"stretch <= {size:,}", "size": size,
-                        "target": target, "trial": trial, "params": r["params"], "mean": r["test_acc_mean"], "std": r["test_acc_std"],
-                        "accs": r["test_accs"], "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
-                        "beats": r["params"] <= size and r["test_acc_mean"] >= target})
+        results.append({**row, "export": str(export), "trial": trial, "params": r["params"],
+                        "mean": r["test_acc_mean"], "std": r["test_acc_std"], "accs": r["test_accs"],
+                        "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
+                        "beats": r["params"] <= size and r["test_acc_mean"] >= row["target"]})
 
     trials = [line for line in search["stdout"].splitlines() if line.startswith("#") and "not run" not in line]
     complete = sum(" COMPLETE " in line for line in trials)
