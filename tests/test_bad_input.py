@@ -37,7 +37,7 @@ CASES = [
     # run
     (["run", *Q, "--budget", "0"], "--budget: must be a positive integer"),
     (["run", *Q, "--budget", "ten"], "--budget: 'ten' is not an integer"),
-    (["run", *Q, "--budget", "20"], "below the smallest model the search can build (42 parameters"),
+    (["run", *Q, "--budget", "20"], "below the smallest model the search can build (82 parameters"),
     ([*RUN, "--trials", "0"], "--trials: must be a positive integer"),
     ([*RUN, "--timeout", "0"], "--timeout: must be positive"),
     ([*RUN, "--sampler", "cmaes"], "invalid choice: 'cmaes'"),

@@ -3,7 +3,7 @@ import optuna
 
 from archsearch import space
 from archsearch.budget import DoesNotFit, fit_to_budget
-from archsearch.genome import Conv, GenomeError, trace
+from archsearch.genome import Conv, GenomeError, Pool, trace
 
 
 def test_every_sampled_layout_is_a_possible_network():
@@ -25,6 +25,7 @@ def test_every_sampled_layout_is_a_possible_network():
             full_head += 1
             continue
         assert trace(genome)[-1][2] in ((10,), (10, 1, 1))
+        assert sum(isinstance(l, Pool) and l.k == 2 for l in genome.layers) >= 1  # a pool before the head
         body = [l.out for l in genome.layers[:-1] if isinstance(l, Conv) and l.k > 1]  # not squeezes, head
         assert all(b >= a - 1 for a, b in zip(body, body[1:])), body  # never narrower with depth (+-1 rounding)
     assert too_big < 0.1 * 600 and full_head < 0.15 * 600
