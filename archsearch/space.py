@@ -50,11 +50,15 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     cfg = TrainConfig(
         epochs=epochs,
         optimizer=trial.suggest_categorical("optimizer", ["sgd", "nesterov"]),
-        lr=trial.suggest_float("lr", 0.02, 0.4, log=True),  # peak lr (onecycle) or start lr (cosine)
+        lr=trial.suggest_float("lr", 0.02, 0.4, log=True),  # start lr of the cosine decay
         momentum=trial.suggest_float("momentum", 0.85, 0.95),
         weight_decay=trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
         batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
-        schedule=trial.suggest_categorical("schedule", ["onecycle", "cosine"]),
+        # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
+        # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
+        # OneCycle trials died at the epoch-1 rung, and TPE learned to avoid the schedule
+        # without ever seeing one finish (docs/search-record.md).
+        schedule="cosine",
         label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.1),
         rotation=trial.suggest_float("rotation", 0.0, 15.0),      # +- degrees
         translate=trial.suggest_float("translate", 0.0, 0.1),     # +- fraction of the image
