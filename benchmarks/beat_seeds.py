@@ -110,6 +110,7 @@ def main() -> None:
                         "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
                         "beats": r["params"] <= size and r["test_acc_mean"] >= row["target"]})
 
+    work = a.work.resolve().relative_to(ROOT) if a.work.resolve().is_relative_to(ROOT) else a.work
     trials = [line for line in search["stdout"].splitlines() if line.startswith("#") and "not run" not in line]
     complete = sum(" COMPLETE " in line for line in trials)
     pruned = sum("PRUNED at" in line for line in trials)
@@ -119,7 +120,7 @@ def main() -> None:
              f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
-             f"Retrain: `archsearch train --config runs/beat-seeds/export-SIZE/config.json --epochs 15 --seeds "
+             f"Retrain: `archsearch train --config {work}/export-SIZE/config.json --epochs 15 --seeds "
              f"{a.seeds}` (full 60,000 training images, final epoch, test set).", "",
              "| seed | seed params | seed acc (best epoch) | our trial | our params | our acc (final, mean ± std) "
              "| runs | dominates |",
@@ -130,7 +131,7 @@ def main() -> None:
             lines.append(f"| {r['row']} | {r['size']:,} | {seed_acc} | - | none complete at this size | | | no |")
             continue
         lines.append(f"| {r['row']} | {r['size']:,} | {seed_acc} | {r['trial']} | {r['params']:,} | "
-                     f"{r['mean']:.2f} ± {r['std']:.2f}% | {', '.join(f'{x:.2f}' for x in r['accs'])} | "
+                     f"{r['mean']:.3f} ± {r['std']:.2f}% | {', '.join(f'{x:.2f}' for x in r['accs'])} | "
                      f"{'yes' if r['beats'] else 'no'} |")
     table = "\n".join(lines)
     print(table)

@@ -39,9 +39,9 @@ def test_shipped_preset_builds_counts_and_trains_an_epoch(d, mnist):
     assert d["name"] == presets.found_name("mnist", d["params"])
     m = d["measured"]
     assert len(m["test_accs"]) == 3 and math.isclose(m["test_acc_mean"], sum(m["test_accs"]) / 3, abs_tol=1e-3)
-    data = load("mnist", mnist, val_size=500, train_size=1024)
+    data = load("mnist", mnist, val_size=500, train_size=4096)
     _, hist = fit(p.genome, data, replace(p.train, epochs=1), seed=0)
-    assert math.isfinite(hist[0]["train_loss"]) and hist[0]["val_acc"] > 20  # one epoch on 1k images: above chance
+    assert math.isfinite(hist[0]["train_loss"]) and hist[0]["val_acc"] > 20  # one epoch on 4k images (64 steps of 64): above chance
 
 
 def test_presets_json_gives_measured_accuracy_for_found_ones():
