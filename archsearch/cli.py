@@ -112,7 +112,7 @@ def load_source(args) -> tuple[str, object, object]:
 def cmd_presets(args) -> int:
     from .model import count_flops, count_params
     from .presets import PRESETS
-    rows = [{"name": p.name, "kind": "found" if p.measured else "seed", "params": count_params(p.genome),
+    rows = [{"name": p.name, "kind": p.kind, "params": count_params(p.genome),
              "flops": count_flops(p.genome), "reported": p.reported, "source": p.source,
              **({k: p.measured[k] for k in ("test_acc_mean", "test_acc_std", "test_accs")} if p.measured else {})}
             for p in PRESETS.values()]

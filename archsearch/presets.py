@@ -27,6 +27,11 @@ class Preset:
     recipe: str          # which TrainConfig fields the seed states
     measured: dict | None = None  # found presets: test_acc_mean/std/accs, epochs, machine, command
 
+    @property
+    def kind(self) -> str:
+        """'seed' (a hand design, as published) or 'found' (a search's model, measured)."""
+        return "found" if self.measured else "seed"
+
 
 M, GAP = Pool("max", 2), Pool("avg", 0)
 

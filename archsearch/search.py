@@ -190,10 +190,12 @@ def enqueue_presets(study: optuna.Study, settings: Settings) -> list[str]:
 
     They are not points of the sampled space, so they are enqueued as trials with
     no parameters and a 'preset' user attr; the objective builds the preset's
-    genome exactly. The sampler sees them as ordinary results.
+    genome exactly. The sampler sees them as ordinary results. Found presets
+    (mnist-8.8k, ...) are not enqueued: they are a search's output, not the hand designs
+    a search is measured against.
     """
     fitting = sorted((count_params(p.genome), name) for name, p in PRESETS.items()
-                     if count_params(p.genome) <= settings.budget)
+                     if p.kind == "seed" and count_params(p.genome) <= settings.budget)
     for _, name in fitting:
         study.enqueue_trial({}, user_attrs={"preset": name})
     return [n for _, n in fitting]
