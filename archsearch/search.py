@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from datetime import datetime, timedelta
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -100,6 +101,32 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
+class HeartbeatStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose stale trials include the *silent* ones: RUNNING, no heartbeat ever,
+    started more than 2 grace periods ago.
+
+    Optuna skips a trial that never wrote a heartbeat, but a worker killed between
+    creating a trial and its heartbeat thread's first beat (while the sampler picks the
+    parameters) leaves exactly that, and a rerun waited for it forever (seen in CI:
+    tests/test_workers.py kills a run as soon as a trial is RUNNING). Twice the grace
+    period, because a live trial is silent only while it is being sampled (seconds).
+    """
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from optuna.storages._rdb import models  # Optuna's own tables (optuna >= 4)
+        stale = super()._get_stale_trial_ids(study_id)
+        cutoff = datetime.now() - timedelta(seconds=2 * self.grace_period)  # datetime_start: local, naive
+        session = self.scoped_session()
+        try:
+            running = session.query(models.TrialModel).filter(models.TrialModel.study_id == study_id,
+                                                              models.TrialModel.state == TrialState.RUNNING).all()
+            silent = [t.trial_id for t in running if not t.heartbeats and t.datetime_start is not None
+                      and t.datetime_start < cutoff]
+        finally:
+            session.close()
+        return stale + [t for t in silent if t not in stale]
+
+
 def open_storage(url: str, writer: bool = False):
     """An RDBStorage with heartbeats (dead workers' trials are failed and retried).
 
@@ -118,7 +145,7 @@ def open_storage(url: str, writer: bool = False):
     try:
         # A busy timeout (seconds) lets concurrent readers/writers wait instead of failing.
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        storage = optuna.storages.RDBStorage(
+        storage = HeartbeatStorage(
             url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         if writer and path is not None:

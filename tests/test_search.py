@@ -1,5 +1,6 @@
 """The search on real Optuna studies in temporary SQLite files, with real training."""
 import hashlib
+import time
 
 import optuna
 import pytest
@@ -88,3 +89,22 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
     assert first.state == TrialState.FAIL and "loss became" in first.user_attrs["fail_reason"]
     assert "FAIL: loss became" in lines[0]
     assert search.finished_count(study) == 3 and study.trials[-1].state != TrialState.FAIL
+
+
+def test_a_trial_that_never_beat_is_failed_and_retried_after_two_grace_periods(tmp_path):
+    # A worker killed after creating its trial but before the first heartbeat leaves a
+    # RUNNING trial with no heartbeat; Optuna alone never fails it and a rerun waited forever.
+    storage = search.HeartbeatStorage(
+        f"sqlite:///{tmp_path}/h.db", heartbeat_interval=1, grace_period=1,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])
+    dead = study.ask()  # RUNNING, and nobody will ever beat for it
+    optuna.storages.fail_stale_trials(study)
+    assert study.trials[0].state == TrialState.RUNNING  # younger than 2 grace periods: maybe alive
+    time.sleep(2.2)
+    fresh = study.ask()  # silent too, but just started
+    optuna.storages.fail_stale_trials(study)
+    states = {t.number: t.state for t in study.trials}
+    assert states[dead.number] == TrialState.FAIL and states[fresh.number] == TrialState.RUNNING
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING
