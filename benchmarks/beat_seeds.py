@@ -110,7 +110,8 @@ def main() -> None:
                         "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
                         "beats": r["params"] <= size and r["test_acc_mean"] >= row["target"]})
 
-    work = a.work.resolve().relative_to(ROOT) if a.work.resolve().is_relative_to(ROOT) else a.work
+    work = a.work.resolve()
+    work = work.relative_to(ROOT) if work.is_relative_to(ROOT) else work  # as the table prints it
     trials = [line for line in search["stdout"].splitlines() if line.startswith("#") and "not run" not in line]
     complete = sum(" COMPLETE " in line for line in trials)
     pruned = sum("PRUNED at" in line for line in trials)
