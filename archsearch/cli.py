@@ -230,7 +230,7 @@ def cmd_run(args) -> int:
     url = args.storage or search.default_storage(name)
     settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
-                               min_rung=args.min_rung, sampler=args.sampler)
+                               min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -430,6 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the sampled space)")
     p.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial for all epochs")
     p.add_argument("--eta", type=positive_int, default=3, help="pruning keeps the top 1/eta at each rung (default 3)")
+    p.add_argument("--size-peers", type=nonnegative_int, default=12, metavar="N",
+                   help="at each rung a trial continues if its accuracy is in the top 1/eta of the N trials "
+                        "nearest its size (default 12; 0: ranked against every trial at the rung by Pareto "
+                        "front, as in studies made before this option)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="worker processes on this machine sharing the study (CPU cores are split between them; "
                         "several GPUs are used round robin)")

@@ -63,10 +63,16 @@ class Settings:
     min_rung: int = 1
     min_peers: int = 4    # trials that must reach a rung before anyone is pruned there
     sampler: str = "tpe"
+    size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
 
     @property
     def rungs(self) -> list[int]:
         return rungs(self.epochs, self.min_rung, self.eta) if self.prune else []
+
+
+# Settings added after studies were made with the behaviour these values select: an older
+# study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
+LEGACY_SETTINGS = {"size_peers": 0}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -193,7 +199,7 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True) -> 
     wanted = asdict(settings)
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-        stored = study.user_attrs.get("settings", {})
+        stored = {**LEGACY_SETTINGS, **study.user_attrs.get("settings", {})}
         diff = [f"{k}={stored.get(k)!r} (you gave {v!r})" for k, v in wanted.items() if stored.get(k) != v]
         if diff:
             raise SearchError(f"study {name!r} was created with {', '.join(diff)}; rerun with its settings or "
@@ -297,7 +303,7 @@ class Objective:
                          for t in trial.study.get_trials(deepcopy=False)
                          if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]
                 if not keeps((val_acc, params), peers, self.s.eta, self.s.min_peers,
-                             last_rung=epoch == self.s.rungs[-1]):
+                             last_rung=epoch == self.s.rungs[-1], size_peers=self.s.size_peers):
                     trial.set_user_attr("pruned_at", epoch)
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 

@@ -1,3 +1,4 @@
+import math
 import random
 
 from archsearch.pruning import dominates, keeps, nondominated_ranks, rungs
@@ -93,3 +94,33 @@ def test_a_front_member_at_the_last_rung_always_continues():
     assert not keeps(me, at9)                 # an early rung: the crowded middle of the front goes
     assert keeps(me, at9, last_rung=True)     # the last rung: a front member finishes
     assert not keeps((98.5, 8051), at9, last_rung=True)  # dominated by (99.0, 4653): still pruned
+
+
+def test_size_peers_compare_a_trial_with_those_of_about_its_size():
+    # Search v5's trial 6 at epoch 1: 13,623 params at 98.22%, cut because a 9,402-param
+    # trial had 98.38%. Among models of its own size it is the best, so it goes on.
+    small = [(98.38, 9402), (98.5, 3000), (98.4, 2500), (98.3, 2000), (98.6, 4000), (98.45, 3500)]
+    large = [(97.9, 13000), (98.0, 14500), (97.5, 15000), (97.8, 12500), (98.1, 16000)]
+    me = (98.22, 13623)
+    assert not keeps(me, small + large)                  # whole rung: dominated, off the front
+    assert keeps(me, small + large, size_peers=5)        # its 5 nearest are the large ones: best of 6
+    assert not keeps((97.6, 13623), small + large, size_peers=5)  # 5th of 6 there: cut
+    # The neighbourhood is by ratio: 18,500 (1.36x) is nearer to 13,623 than 9,402 (1.45x) is.
+    from archsearch.pruning import nearest_in_size
+    assert nearest_in_size(me, [(0, 9402), (0, 18500), (0, 2000)], 2) == [(0, 18500), (0, 9402)]
+
+
+def test_size_peers_prune_about_two_thirds_at_every_size():
+    rng = random.Random(1)
+    # 90 trials, log-uniform sizes 1k-20k (as SizeSweep lays them out), at the first rung,
+    # where a large model is no more accurate than a small one yet (search v5).
+    points = [(97 + rng.gauss(0, 0.5), p) for p in (int(1000 * 20 ** rng.random()) for _ in range(90))]
+    n_large = sum(1 for _, n in points if n > 8000)      # 23
+
+    def kept(size_peers):
+        out = [p for i, p in enumerate(points) if keeps(p, points[:i], size_peers=size_peers)]
+        return len(out), sum(1 for _, n in out if n > 8000)
+    (whole, whole_large), (near, near_large) = kept(0), kept(12)
+    assert near < 0.45 * len(points)          # still about a third (early arrivals have few peers)
+    assert whole_large <= 0.2 * n_large       # the whole rung: 4 of 23 large ones go on
+    assert near_large >= 0.35 * n_large       # 12 nearest in size: 9 of 23, their share

@@ -1,6 +1,7 @@
 """The search on real Optuna studies in temporary SQLite files, with real training."""
 import hashlib
 import time
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -66,6 +67,16 @@ def test_different_settings_are_refused_and_the_study_is_untouched(tmp_path, blo
     with pytest.raises(SearchError, match=r"epochs=2 \(you gave 5\).*--study"):
         open_study(storage, "t", Settings(dataset=blobs, budget=3000, epochs=5, val_size=200, train_size=800))
     assert hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest() == before
+
+
+def test_a_study_made_before_size_peers_resumes_with_size_peers_0(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    old = {k: v for k, v in study.user_attrs["settings"].items() if k != "size_peers"}
+    study.set_user_attr("settings", old)                 # as search v5 stored its settings
+    with pytest.raises(SearchError, match=r"size_peers=0 \(you gave 12\)"):
+        open_study(storage, "t", s)
+    resumed, created = open_study(storage, "t", replace(s, size_peers=0))
+    assert not created
 
 
 def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
