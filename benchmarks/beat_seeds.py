@@ -7,7 +7,7 @@ seed's size retrained on the full training set, seed by seed against the hand de
    --max-params P`: the most accurate trial *on validation* at or under P.
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
    60,000 training images: final-epoch test accuracy, mean +- std. A trial picked for
-   several rows is retrained once.
+   several rows is retrained once; two retrains run at a time (--lanes).
 
 Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -54,6 +55,36 @@ def cli(*args: str, log: Path, check: bool = True) -> str | None:
     return r.stdout
 
 
+def retrain(configs: dict[int, Path], work: Path, seeds: int, lanes: int, log: Path) -> None:
+    """`archsearch train --config EXPORT/config.json --epochs 15 --seeds N --json` for each
+    trial not yet in work/train-trialT.json, `lanes` processes at a time, the cores split
+    between them (OMP_NUM_THREADS): small models do not keep 2 threads busy (2 search
+    workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2 cores,
+    benchmarks/results/jobs_throughput.txt). Each result is written to a .part file and renamed when complete."""
+    todo = [(t, e) for t, e in sorted(configs.items()) if not (work / f"train-trial{t}.json").exists()]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // lanes))}
+    running: list[tuple[int, subprocess.Popen, float]] = []
+    while todo or running:
+        while todo and len(running) < lanes:
+            t, export = todo.pop()  # the largest trial numbers first: no rule, just an order
+            args = ["train", "--config", str(export / "config.json"), "--epochs", "15", "--seeds", str(seeds),
+                    "--json"]
+            print(f"$ archsearch {' '.join(args)}  (lane of trial {t})", flush=True)
+            with (work / f"train-trial{t}.json.part").open("w") as out, (work / f"lane-{t}.err").open("w") as err:
+                p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=ROOT, env=env,
+                                     stdout=out, stderr=err)
+            running.append((t, p, time.time()))
+        time.sleep(2)
+        for t, p, t0 in [r for r in running if r[1].poll() is not None]:
+            running.remove((t, p, t0))
+            with log.open("a") as f:
+                f.write(f"$ archsearch train (trial {t}): exit {p.returncode}, {time.time() - t0:.0f} s; "
+                        f"stderr in {work}/lane-{t}.err\n\n")
+            if p.returncode:
+                sys.exit(f"archsearch train of trial {t} failed ({p.returncode}); see {work}/lane-{t}.err")
+            (work / f"train-trial{t}.json.part").rename(work / f"train-trial{t}.json")
+
+
 def reported_best(preset) -> float:
     """A seed's headline accuracy (its best epoch, picked on the test set) from its write-up."""
     return float(re.match(r"([\d.]+)%", preset.reported).group(1))
@@ -68,6 +99,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")
+    ap.add_argument("--lanes", type=int, default=2, help="retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
     a = ap.parse_args()
@@ -84,28 +116,34 @@ def main() -> None:
     search = json.loads(search_file.read_text())
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
 
-    # 2 + 3. Per row: export the best at or under the size, retrain it (once per trial).
+    # 2. Per row: export the best at or under the size (None: no COMPLETE trial fits).
     rows = [(int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-")]
     rows += [(size, None) for size in STRETCH]
+    exports = {}
+    for size, _ in sorted(rows):
+        export = a.work / f"export-{size}"
+        if (export / "config.json").exists() or cli(
+                "export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
+                log=log, check=False) is not None:
+            exports[size] = export
+
+    # 3. Retrain each trial once, `--lanes` at a time.
+    configs = {}
+    for export in exports.values():
+        configs.setdefault(json.loads((export / "config.json").read_text())["provenance"]["trial"], export)
+    retrain(configs, a.work, a.seeds, a.lanes, log)
+
     results = []
     for size, seed in sorted(rows):
-        export = a.work / f"export-{size}"
         row = {"row": seed or f"stretch <= {size:,}", "size": size,
                "target": reported_best(PRESETS[seed]) if seed else STRETCH[size]}
-        if not (export / "config.json").exists():
-            if cli("export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
-                   log=log, check=False) is None:  # no COMPLETE trial at or under this size
-                results.append({**row, "trial": None, "beats": False})
-                continue
-        cfg = json.loads((export / "config.json").read_text())
+        if size not in exports:
+            results.append({**row, "trial": None, "beats": False})
+            continue
+        cfg = json.loads((exports[size] / "config.json").read_text())
         trial = cfg["provenance"]["trial"]
-        trained = a.work / f"train-trial{trial}.json"
-        if not trained.exists():
-            out = cli("train", "--config", str(export / "config.json"), "--epochs", "15", "--seeds", str(a.seeds),
-                      "--json", log=log)
-            trained.write_text(out)
-        r = json.loads(trained.read_text())
-        results.append({**row, "export": str(export), "trial": trial, "params": r["params"],
+        r = json.loads((a.work / f"train-trial{trial}.json").read_text())
+        results.append({**row, "export": str(exports[size]), "trial": trial, "params": r["params"],
                         "mean": r["test_acc_mean"], "std": r["test_acc_std"], "accs": r["test_accs"],
                         "epoch_s": r["epoch_seconds"], "val": cfg["metrics"]["val_acc"],
                         "beats": r["params"] <= size and r["test_acc_mean"] >= row["target"]})
