@@ -1,0 +1,62 @@
+"""Replay the first pruning rung of finished studies under other rules (docs/search-record.md, change 9).
+
+Each trial is decided against the trials that reached epoch 1 before it (its start time
+plus one epoch at its own measured speed), with the accuracies the study recorded. Only
+the first rung can be replayed: a trial cut there has no later accuracies.
+
+    python benchmarks/replay_rung.py mnist-b20000-v4 mnist-b20000-v5
+"""
+from __future__ import annotations
+
+import math
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import optuna
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from archsearch.pruning import keeps  # noqa: E402
+
+CLASSES = [(4000, "<4k"), (8000, "4-8k"), (12000, "8-12k"), (math.inf, ">12k")]
+
+
+def within_ratio(me, peers, ratio, eta=3, min_peers=4):
+    """The alternative not taken: peers within a size ratio, ranked by accuracy."""
+    points = [me, *(p for p in peers if max(p[1], me[1]) / min(p[1], me[1]) <= ratio)]
+    if len(points) < min_peers:
+        return True
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1], i != 0))
+    return order.index(0) < math.ceil(len(points) / eta)
+
+
+RULES = {
+    "whole rung (--size-peers 0)": lambda me, peers: keeps(me, peers),
+    "12 nearest in size (--size-peers 12)": lambda me, peers: keeps(me, peers, size_peers=12),
+    "within 1.25x in size": lambda me, peers: within_ratio(me, peers, 1.25),
+    "within 1.5x in size": lambda me, peers: within_ratio(me, peers, 1.5),
+}
+
+
+def main(names: list[str]) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    print("| study | rule | kept at epoch 1: " + " / ".join(c for _, c in CLASSES) + " params | kept in all |")
+    print("|---|---|---|---:|")
+    for name in names:
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{ROOT}/studies/{name}.db")
+        trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("curve")]
+        trials.sort(key=lambda t: t.datetime_start + timedelta(seconds=t.user_attrs.get("epoch_seconds", 0)))
+        points = [(t.user_attrs["curve"][0], t.user_attrs["params"]) for t in trials]
+        for rule, decide in RULES.items():
+            kept = {c: [0, 0] for _, c in CLASSES}
+            for i, me in enumerate(points):
+                c = next(c for top, c in CLASSES if me[1] < top)
+                kept[c][0] += decide(me, points[:i])
+                kept[c][1] += 1
+            print(f"| {name} | {rule} | " + ", ".join(f"{k}/{n}" for k, n in kept.values())
+                  + f" | {sum(k for k, _ in kept.values())} / {len(points)} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["mnist-b20000-v4", "mnist-b20000-v5"])
