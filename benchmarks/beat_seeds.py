@@ -61,12 +61,16 @@ def retrain(configs: dict[int, Path], work: Path, seeds: int, lanes: int, log: P
     between them (OMP_NUM_THREADS): small models do not keep 2 threads busy (2 search
     workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2 cores,
     benchmarks/results/jobs_throughput.txt). Each result is written to a .part file and renamed when complete."""
-    todo = [(t, e) for t, e in sorted(configs.items()) if not (work / f"train-trial{t}.json").exists()]
+    # The most FLOPs last in the list, so popped first: the longest retrains start at once and
+    # the short ones fill in after, instead of one long retrain running alone at the end.
+    flops = {t: json.loads((e / "config.json").read_text())["metrics"]["flops"] for t, e in configs.items()}
+    todo = sorted(((t, e) for t, e in configs.items() if not (work / f"train-trial{t}.json").exists()),
+                  key=lambda te: flops[te[0]])
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // lanes))}
     running: list[tuple[int, subprocess.Popen, float]] = []
     while todo or running:
         while todo and len(running) < lanes:
-            t, export = todo.pop()  # the largest trial numbers first: no rule, just an order
+            t, export = todo.pop()
             args = ["train", "--config", str(export / "config.json"), "--epochs", "15", "--seeds", str(seeds),
                     "--json"]
             print(f"$ archsearch {' '.join(args)}  (lane of trial {t})", flush=True)
