@@ -96,13 +96,16 @@ def keeps(me: tuple[float, int], peers: list[tuple[float, int]], eta: int = 3, m
     if last_rung and ranks[0] == 0:
         return True
     if size_peers:
-        order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1], i != 0))
-        return order.index(0) < math.ceil(len(points) / eta)
-    dist: dict[int, float] = {}
-    for r in set(ranks):
-        dist.update(crowding(points, [i for i, ri in enumerate(ranks) if ri == r]))
-    order = sorted(range(len(points)), key=lambda i: (ranks[i], -dist[i], -points[i][0], points[i][1], i != 0))
-    return order.index(0) < math.ceil(len(points) / eta)
+        def key(i):  # accuracy, then fewer params; `me` first among equals
+            return -points[i][0], points[i][1], i != 0
+    else:
+        dist: dict[int, float] = {}
+        for r in set(ranks):
+            dist.update(crowding(points, [i for i, ri in enumerate(ranks) if ri == r]))
+
+        def key(i):
+            return ranks[i], -dist[i], -points[i][0], points[i][1], i != 0
+    return sorted(range(len(points)), key=key).index(0) < math.ceil(len(points) / eta)
 
 
 def hypervolume(points: list[tuple[float, int]], ref: tuple[float, int]) -> float:

@@ -55,22 +55,19 @@ def cli(*args: str, log: Path, check: bool = True) -> str | None:
     return r.stdout
 
 
-def retrain(configs: dict[int, Path], work: Path, seeds: int, lanes: int, log: Path) -> None:
+def retrain(todo: list[tuple[int, Path]], work: Path, seeds: int, lanes: int, log: Path) -> None:
     """`archsearch train --config EXPORT/config.json --epochs 15 --seeds N --json` for each
-    trial not yet in work/train-trialT.json, `lanes` processes at a time, the cores split
+    (trial, EXPORT) in `todo`, in that order, `lanes` processes at a time, the cores split
     between them (OMP_NUM_THREADS): small models do not keep 2 threads busy (2 search
     workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2 cores,
-    benchmarks/results/jobs_throughput.txt). Each result is written to a .part file and renamed when complete."""
-    # The most FLOPs last in the list, so popped first: the longest retrains start at once and
-    # the short ones fill in after, instead of one long retrain running alone at the end.
-    flops = {t: json.loads((e / "config.json").read_text())["metrics"]["flops"] for t, e in configs.items()}
-    todo = sorted(((t, e) for t, e in configs.items() if not (work / f"train-trial{t}.json").exists()),
-                  key=lambda te: flops[te[0]])
+    benchmarks/results/jobs_throughput.txt). Each result is written to a .part file and
+    renamed when complete."""
+    todo = list(todo)  # consumed from the front
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // lanes))}
     running: list[tuple[int, subprocess.Popen, float]] = []
     while todo or running:
         while todo and len(running) < lanes:
-            t, export = todo.pop()
+            t, export = todo.pop(0)
             args = ["train", "--config", str(export / "config.json"), "--epochs", "15", "--seeds", str(seeds),
                     "--json"]
             print(f"$ archsearch {' '.join(args)}  (lane of trial {t})", flush=True)
@@ -131,11 +128,16 @@ def main() -> None:
                 log=log, check=False) is not None:
             exports[size] = export
 
-    # 3. Retrain each trial once, `--lanes` at a time.
-    configs = {}
-    for export in exports.values():
-        configs.setdefault(json.loads((export / "config.json").read_text())["provenance"]["trial"], export)
-    retrain(configs, a.work, a.seeds, a.lanes, log)
+    # 3. Retrain each trial once, `--lanes` at a time, the most FLOPs first: the longest
+    # retrains start at once and the short ones fill in after, instead of one long retrain
+    # running alone at the end.
+    cfgs = {size: json.loads((export / "config.json").read_text()) for size, export in exports.items()}
+    todo = {}
+    for size, cfg in sorted(cfgs.items(), key=lambda sc: -sc[1]["metrics"]["flops"]):
+        trial = cfg["provenance"]["trial"]
+        if not (a.work / f"train-trial{trial}.json").exists():
+            todo.setdefault(trial, exports[size])
+    retrain(list(todo.items()), a.work, a.seeds, a.lanes, log)
 
     results = []
     for size, seed in sorted(rows):
@@ -144,7 +146,7 @@ def main() -> None:
         if size not in exports:
             results.append({**row, "trial": None, "beats": False})
             continue
-        cfg = json.loads((exports[size] / "config.json").read_text())
+        cfg = cfgs[size]
         trial = cfg["provenance"]["trial"]
         r = json.loads((a.work / f"train-trial{trial}.json").read_text())
         results.append({**row, "export": str(exports[size]), "trial": trial, "params": r["params"],

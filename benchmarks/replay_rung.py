@@ -22,13 +22,11 @@ from archsearch.pruning import keeps  # noqa: E402
 CLASSES = [(4000, "<4k"), (8000, "4-8k"), (12000, "8-12k"), (math.inf, ">12k")]
 
 
-def within_ratio(me, peers, ratio, eta=3, min_peers=4):
-    """The alternative not taken: peers within a size ratio, ranked by accuracy."""
-    points = [me, *(p for p in peers if max(p[1], me[1]) / min(p[1], me[1]) <= ratio)]
-    if len(points) < min_peers:
-        return True
-    order = sorted(range(len(points)), key=lambda i: (-points[i][0], points[i][1], i != 0))
-    return order.index(0) < math.ceil(len(points) / eta)
+def within_ratio(me, peers, ratio):
+    """The alternative not taken: the peers within a size ratio, ranked by accuracy as
+    keeps() ranks size peers (size_peers one more than there are, so that it takes them all)."""
+    near = [p for p in peers if max(p[1], me[1]) / min(p[1], me[1]) <= ratio]
+    return keeps(me, near, size_peers=len(near) + 1)
 
 
 RULES = {
