@@ -219,7 +219,7 @@ def cmd_run(args) -> int:
 
     from dataclasses import asdict
 
-    from . import search, workers
+    from . import search, signals, workers
     from .data import load
     from .export import artifact_dir
     if args.prune and args.epochs <= args.min_rung:
@@ -239,7 +239,7 @@ def cmd_run(args) -> int:
     if args.jobs > args.trials:
         raise UserError(f"--jobs {args.jobs} is more than --trials {args.trials}: workers beyond the trials "
                         f"would have nothing to do; use --jobs {args.trials} or fewer")
-    workers.stop_on_signals()
+    signals.stop_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
     storage = search.open_storage(url, writer=True)
     study, created = search.open_study(storage, name, settings, presets=args.presets)
@@ -281,7 +281,7 @@ def cmd_run(args) -> int:
                 return 1
     except KeyboardInterrupt as e:
         bar.close()
-        term = isinstance(e, workers.Terminated)
+        term = isinstance(e, signals.Terminated)
         print(f"\n{'terminated' if term else 'interrupted'}: running trials are marked FAIL "
               f"and will be re-run; resume with: {resume}", file=sys.stderr)
         return 143 if term else 130
@@ -383,7 +383,7 @@ def retrain(args, study, t) -> tuple[dict, float, dict]:
 def cmd_dashboard(args) -> int:
     from . import dashboard, search
     from .export import artifact_dir
-    from .workers import stop_on_signals
+    from .signals import stop_on_signals
     study, url = open_existing_study(args)
     try:
         dashboard.check_port(args.host, args.port)

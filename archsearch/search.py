@@ -26,6 +26,7 @@ from .genome import GenomeError
 from .model import count_flops, count_params
 from .presets import PRESETS
 from .pruning import keeps, rungs
+from .signals import raise_if_stopped
 from .train import TrainingDiverged, evaluate, fit
 
 METRICS = ["val_accuracy", "params"]
@@ -294,6 +295,7 @@ class Objective:
         t0 = time.perf_counter()
 
         def on_epoch_end(epoch: int, val_acc: float) -> None:
+            raise_if_stopped()  # a Ctrl-C that Python swallowed (signals.py) stops the trial here
             curve.append(round(val_acc, 4))
             trial.set_user_attr("curve", curve)
             trial.set_user_attr("epochs_run", epoch)

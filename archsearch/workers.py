@@ -14,22 +14,7 @@ import os
 import signal
 import time
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM. A KeyboardInterrupt so that Optuna marks the running trial FAIL, as for Ctrl-C."""
-
-
-def stop_on_signals() -> None:
-    """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, each raised once: a second signal
-    (Ctrl-C reaches a worker directly *and* forwarded by the parent) must not interrupt
-    the cleanup that marks the running trial FAIL. Installed explicitly because a process
-    started by a non-interactive shell inherits SIGINT as ignored."""
-    def handler(signum, frame):
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+from .signals import Terminated, raise_if_stopped, stop_on_signals
 
 
 def devices(device: str, jobs: int) -> list[str]:
@@ -105,6 +90,7 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(poll)
+            raise_if_stopped()
             report()
         report()
         refresh(study)
