@@ -188,7 +188,7 @@ class Data:
         return (x - self.mean) / self.std
 
 
-def load(name: str, data_dir: str | None = None, val_size: int = 10_000, train_size: int | None = None,
+def load(name: str, data_dir: str | None = None, val_size: int = 5000, train_size: int | None = None,
          device: str | torch.device = "cpu") -> Data:
     xtr, ytr, xte, yte = load_arrays(name, data_dir or default_data_dir())
     if val_size < 0 or val_size >= len(xtr) - 1:

@@ -50,20 +50,13 @@ class Surplus(Exception):
     """Two workers started the last trial at once; the later one steps back (its trial ends FAIL, not counted)."""
 
 
-# Validation images per study. 10,000, not 5,000: at 99.4% accuracy a score on 5,000 images
-# has a binomial std of 0.11 points (on 10,000: 0.077), as large as the gaps between the
-# models that matter. The 15 models retrained for issue 6 from searches v4-v6 scored
-# +0.03 +- 0.09 points (mean +- std) above their retrained test mean (docs/search-record.md, change 10).
-VAL_SIZE = 10_000
-
-
 @dataclass(frozen=True)
 class Settings:
     """What defines a study; stored in it, compared on resume."""
     dataset: str
     budget: int
     epochs: int = 15
-    val_size: int = VAL_SIZE
+    val_size: int = 5000  # 10,000 was tried in search v7 and reverted (docs/search-record.md, change 10)
     train_size: int | None = None
     seed: int = 0
     prune: bool = True

@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=20000)
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--minutes", type=float, default=75.0, help="no new search trial starts after this")
-    ap.add_argument("--study", default="mnist-b20000-v7")
+    ap.add_argument("--study", default="mnist-b20000-v6")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")

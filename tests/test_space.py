@@ -34,7 +34,7 @@ def test_every_sampled_layout_is_a_possible_network():
 def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     assert [round(space.sweep(n, 1, 16), 3) for n in range(4)] == [4.0, 2.0, 8.0, 1.414]  # 2^4u, u = 1/2, 1/4, 3/4, 1/8
     fracs = sorted(space.sweep(n, *space.SIZE_FRAC) for n in range(64))
-    octaves = [sum(lo <= f < 2 * lo for f in fracs) for lo in (0.1, 0.2, 0.4)]
+    octaves = [sum(lo <= f < 2 * lo for f in fracs) for lo in (0.05, 0.1, 0.2, 0.4)]
     assert max(octaves) - min(octaves) <= 1  # 64 trials: the same number in every octave of size
     from archsearch.search import make_sampler
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0))
