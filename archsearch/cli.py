@@ -230,7 +230,8 @@ def cmd_run(args) -> int:
     url = args.storage or search.default_storage(name)
     settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
-                               min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers)
+                               min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
+                               rescale_every=args.rescale_every)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -434,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at each rung a trial continues if its accuracy is in the top 1/eta of the N trials "
                         "nearest its size (default 12; 0: ranked against every trial at the rung by Pareto "
                         "front, as in studies made before this option)")
+    p.add_argument("--rescale-every", type=nonnegative_int, default=3, metavar="N",
+                   help="from trial 20 on, every Nth trial reruns the layout and recipe of the front model "
+                        "nearest its size at that size, to fill gaps in the front (default 3; 0: never, as in "
+                        "studies made before this option)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="worker processes on this machine sharing the study (CPU cores are split between them; "
                         "several GPUs are used round robin)")

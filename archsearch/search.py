@@ -65,6 +65,7 @@ class Settings:
     min_peers: int = 4    # trials that must reach a rung before anyone is pruned there
     sampler: str = "tpe"
     size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
+    rescale_every: int = 3  # every 3rd trial reruns a front model's layout at a new size (0: never; space.SizeSweep)
 
     @property
     def rungs(self) -> list[int]:
@@ -73,7 +74,7 @@ class Settings:
 
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
-LEGACY_SETTINGS = {"size_peers": 0}
+LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -167,8 +168,9 @@ def open_storage(url: str, writer: bool = False):
         raise SearchError(f"cannot open storage {mask_url(url)}: {reason}") from None
 
 
-def make_sampler(name: str, seed: int):
-    """The named sampler for layouts and recipes; model sizes sweep the budget (space.SizeSweep)."""
+def make_sampler(name: str, seed: int, rescale_every: int = 0):
+    """The named sampler for layouts and recipes; model sizes sweep the budget, and every
+    `rescale_every`-th trial reruns a front model at its size (space.SizeSweep)."""
     if name == "tpe":
         # 20 random trials before TPE models (Optuna's default: 10). In search v4, 37 of the
         # 53 trials above 2.5k params from trial 20 on had one body (3 stages, the last two
@@ -180,7 +182,7 @@ def make_sampler(name: str, seed: int):
         base = optuna.samplers.RandomSampler(seed=seed)
     else:
         raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
-    return space.SizeSweep(base)
+    return space.SizeSweep(base, every=rescale_every)
 
 
 def study_names(storage) -> list[str]:
@@ -196,7 +198,7 @@ def load_study(storage, name: str, sampler=None) -> optuna.Study:
 
 def open_study(storage, name: str, settings: Settings, presets: bool = True) -> tuple[optuna.Study, bool]:
     """Resume `name` if it exists with the same settings, else create it. (study, created)."""
-    sampler = make_sampler(settings.sampler, settings.seed)
+    sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every)
     wanted = asdict(settings)
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)

@@ -47,3 +47,32 @@ def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     t = study.ask()
     space.sample(t, 15)
     assert t.params["size_frac"] == 0.5
+
+
+def test_every_third_trial_reruns_the_front_model_nearest_its_size_at_a_new_size():
+    from archsearch.search import make_sampler
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0, rescale_every=3))
+    rescaled = 0
+    for n in range(36):  # past the 20 trials before rescaling starts (TPE models from then on too)
+        t = study.ask()
+        space.sample(t, 15)
+        frac = t.params["size_frac"]
+        assert frac == space.sweep(n, *space.SIZE_FRAC)  # the size still sweeps the budget
+        done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        if n >= 20 and n % 3 == 2:
+            front = [d for d in done if not any(o.values[0] >= d.values[0] and o.values[1] <= d.values[1]
+                                                 and o.values != d.values for o in done)]
+            src = min(front, key=lambda d: abs(d.params["size_frac"] / frac - 1) if d.params["size_frac"] > frac
+                      else abs(frac / d.params["size_frac"] - 1))  # nearest by ratio
+            assert study.trials[n].user_attrs["rescaled_from"] == src.number  # stored, for the dashboard
+            assert {k: v for k, v in t.params.items() if k != "size_frac"} == \
+                   {k: v for k, v in src.params.items() if k != "size_frac"}
+            rescaled += 1
+        else:
+            assert "rescaled_from" not in study.trials[n].user_attrs
+            assert all({k: v for k, v in t.params.items() if k != "size_frac"} !=
+                       {k: v for k, v in d.params.items() if k != "size_frac"} for d in done)
+        # accuracy peaks at mid size, so the front holds several sizes to choose from
+        study.tell(t, [99.0 - abs(frac - 0.3) - 0.01 * (n % 4), round(20000 * frac)])
+    assert rescaled == 6  # trials 20, 23, 26, 29, 32, 35
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 36
