@@ -65,7 +65,8 @@ class Settings:
     min_peers: int = 4    # trials that must reach a rung before anyone is pruned there
     sampler: str = "tpe"
     size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
-    rescale_every: int = 3  # every 3rd trial reruns a front model's layout at a new size (0: never; space.SizeSweep)
+    rescale_every: int = 0  # every Nth trial reruns a front model's layout at a new size (0: never; space.SizeSweep).
+                            # Off by default: search v8 (N = 3) did not beat v6 (docs/search-record.md, change 11)
 
     @property
     def rungs(self) -> list[int]:
