@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .genome import Conv, Genome, GenomeError, Linear, Pool, TrainConfig
+from .pruning import dominates
 
 MIN_STAGES = 2          # at least one pool before the head: one-stage nets could not learn
 MAX_STAGES = 4          # 28x28 -> 14 -> 7 -> 3 with three max-pool transitions
@@ -107,8 +108,7 @@ class SizeSweep(optuna.samplers.BaseSampler):
         if not self.every or number < self.start or number % self.every != self.every - 1:
             return None
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "size_frac" in t.params]
-        front = [t for t in done if not any(o.values[0] >= t.values[0] and o.values[1] <= t.values[1]
-                                             and o.values != t.values for o in done)]
+        front = [t for t in done if not any(dominates(o.values, t.values) for o in done)]
         frac = sweep(number, *SIZE_FRAC)
         return min(front, key=lambda t: abs(math.log(t.params["size_frac"] / frac)), default=None)
 

@@ -49,7 +49,8 @@ def worker(spec: dict, index: int) -> None:
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
         storage = search.open_storage(spec["url"], writer=True)
-        study = search.load_study(storage, spec["study"], sampler=search.make_sampler(s.sampler, s.seed + index, s.rescale_every))
+        sampler = search.make_sampler(s.sampler, s.seed + index, s.rescale_every)
+        study = search.load_study(storage, spec["study"], sampler=sampler)
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
         search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
     except KeyboardInterrupt as e:
