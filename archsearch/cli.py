@@ -340,10 +340,20 @@ def cmd_pareto(args) -> int:
 def cmd_export(args) -> int:
     from . import export
     study, url = open_existing_study(args)
+    if args.rescore and args.trial is not None:
+        raise UserError("--rescore re-ranks the best trials under a size; use it with --max-params, not --trial")
+    if args.out:
+        export.check_out_dir(Path(args.out), args.force)  # before any training
     t = export.pick(study, args.max_params, args.trial)
+    rescored = rescore_pick(args, study) if args.rescore else None
+    t = rescored or t
     out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")
     export.check_out_dir(out, args.force)  # before any retraining
     cfg = export.config(study, t)
+    if rescored:
+        from .rescore import runs, score
+        cfg["metrics"]["val_acc_rescored"] = round(score(study, t.number, args.rescore_seeds), 4)
+        cfg["metrics"]["rescore_runs"] = runs(study, t.number)[:args.rescore_seeds]
     folder = export.artifact_dir(url, study.study_name)
     weights = export.load_weights(t, folder)
     if weights is None or args.retrain:
@@ -363,16 +373,46 @@ def cmd_export(args) -> int:
     return 0
 
 
+def search_split(args, study):
+    """(data, precision): the study's dataset with the split its trials trained on."""
+    from .data import load
+    st = study.user_attrs["settings"]
+    device, precision = device_and_precision(args)
+    return load(st["dataset"], args.data_dir, val_size=st["val_size"], train_size=st["train_size"],
+                device=device), precision
+
+
+def rescore_pick(args, study):
+    """--rescore K: the best of the top K trials at or under the size by the mean of
+    --rescore-seeds fresh training runs on validation (archsearch/rescore.py says why)."""
+    from . import rescore
+    from .export import size_cap
+    trials = rescore.candidates(study, size_cap(study, args.max_params), args.rescore)
+    if len(trials) == 1:
+        return trials[0]
+    todo = sum(max(0, args.rescore_seeds - len(rescore.runs(study, t.number))) for t in trials)
+    data, precision = search_split(args, study)
+    print(f"re-scoring the top {len(trials)} trials on {args.rescore_seeds} fresh seeds each: {todo} training "
+          f"runs of {trials[0].user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} images, "
+          f"{data.device}...", file=sys.stderr, flush=True)
+    log = lambda s: print(s, file=sys.stderr, flush=True)
+    rescore.rescore(study, trials, args.rescore_seeds, data, precision, log)
+    for t in trials:
+        accs = ", ".join(f"{r['val_acc']:.2f}" for r in rescore.runs(study, t.number)[:args.rescore_seeds])
+        print(f"  trial {t.number}: {int(t.values[1]):,} params, search val {t.values[0]:.2f}%, fresh val "
+              f"{rescore.score(study, t.number, args.rescore_seeds):.3f}% ({accs})")
+    return rescore.best(study, trials, args.rescore_seeds)
+
+
 def retrain(args, study, t) -> tuple[dict, float, dict]:
     """Train the trial again exactly as the search did: same split, config and seed."""
     from . import search
-    from .data import load
     from .export import state_dict_cpu
     from .genome import Genome, TrainConfig
     from .train import evaluate, fit
     st = study.user_attrs["settings"]
-    device, precision = device_and_precision(args)
-    data = load(st["dataset"], args.data_dir, val_size=st["val_size"], train_size=st["train_size"], device=device)
+    data, precision = search_split(args, study)
+    device = data.device
     print(f"retraining trial {t.number} ({t.user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} images, "
           f"{device})...", file=sys.stderr, flush=True)
     model, _ = fit(Genome.from_dict(t.user_attrs["genome"]), data, TrainConfig.from_dict(t.user_attrs["train"]),
@@ -474,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite config.json/model.py/weights.pt in --out")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again (same data split, config, seed) instead of using stored weights")
+    p.add_argument("--rescore", type=positive_int, metavar="K",
+                   help="train the K most accurate trials at or under the size again on fresh seeds and export "
+                        "the best by their mean validation accuracy (one run's score is noisy; results are kept "
+                        "in the study)")
+    p.add_argument("--rescore-seeds", type=positive_int, default=2, metavar="R",
+                   help="fresh training runs per candidate with --rescore (default 2)")
     add_data_options(p)
     p.set_defaults(func=cmd_export)
 

@@ -69,6 +69,11 @@ def load_weights(trial: optuna.trial.FrozenTrial, folder: Path) -> dict | None:
 
 # Which trial -----------------------------------------------------------------------------
 
+def size_cap(study: optuna.Study, max_params: int | None) -> int | None:
+    """--max-params, else the study's budget (None for a study without settings)."""
+    return max_params if max_params is not None else study.user_attrs.get("settings", {}).get("budget")
+
+
 def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None) -> optuna.trial.FrozenTrial:
     """--trial N, else the most accurate COMPLETE trial with at most max_params (default:
     the study's budget); ties go to the smaller model."""
@@ -86,7 +91,7 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if not done:
         raise ExportError(f"study {study.study_name!r} has no COMPLETE trial yet; let 'archsearch run' finish one")
-    cap = max_params if max_params is not None else study.user_attrs.get("settings", {}).get("budget")
+    cap = size_cap(study, max_params)
     fits = [t for t in done if cap is None or t.values[1] <= cap]
     if not fits:
         smallest = min(int(t.values[1]) for t in done)
