@@ -7,7 +7,8 @@ scores is the luckiest run, not the best model: in issue 6's search v8 the pick 
 9,798 params scored 0.24 points above its retrained mean, while a trial it passed over
 retrained 0.14 points better (docs/search-record.md). Training the top few candidates
 again with new seeds and ranking them by the mean of those fresh runs alone removes
-that winner's bias; the test set is still never read to choose.
+the bias of the selection that put them on top (the maximum of K fresh means keeps a
+smaller one of its own); the test set is still never read to choose.
 
 The fresh runs are kept in the study (user attr "rescore:<trial>", one entry per seed),
 so picks that share candidates train each once, and an interrupted export resumes.

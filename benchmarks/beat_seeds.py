@@ -4,7 +4,8 @@ seed's size retrained on the full training set, seed by seed against the hand de
 1. `archsearch run --budget 20000 --epochs 15 --trials N --timeout T --jobs 2` (default N 200,
    T 4500 s: no new trial starts after 75 minutes; the last one finishes).
 2. For each seed size (and the two stretch rows, 2,000 and 8,000), `archsearch export
-   --max-params P`: the most accurate trial *on validation* at or under P.
+   --max-params P`: the most accurate trial *on validation* at or under P (with
+   --rescore K: the best of the top K by the mean of 2 fresh validation runs each).
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
    60,000 training images: final-epoch test accuracy, mean +- std. A trial picked for
    several rows is retrained once; two retrains run at a time (--lanes).
@@ -100,6 +101,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")
+    ap.add_argument("--rescore", type=int, default=0, metavar="K",
+                    help="export --rescore K: pick each row's model among the top K by the mean of 2 fresh "
+                         "validation runs (default 0: by the search's one run)")
     ap.add_argument("--lanes", type=int, default=2, help="retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
@@ -125,7 +129,7 @@ def main() -> None:
         export = a.work / f"export-{size}"
         if (export / "config.json").exists() or cli(
                 "export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
-                log=log, check=False) is not None:
+                *(["--rescore", str(a.rescore)] if a.rescore else []), log=log, check=False) is not None:
             exports[size] = export
 
     # 3. Retrain each trial once, `--lanes` at a time, the most FLOPs first: the longest
@@ -165,6 +169,9 @@ def main() -> None:
              f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
+             f"Pick: `archsearch export --study {a.study} --max-params SIZE"
+             f"{f' --rescore {a.rescore}' if a.rescore else ''}`"
+             f"{f' (the best of the top {a.rescore} by 2 fresh validation runs)' if a.rescore else ''}.",
              f"Retrain: `archsearch train --config {work}/export-SIZE/config.json --epochs 15 --seeds "
              f"{a.seeds}` (full 60,000 training images, final epoch, test set).", "",
              "| seed | seed params | seed acc (best epoch) | our trial | our params | our acc (final, mean ± std) "
