@@ -13,7 +13,7 @@ seed's size retrained on the full training set, seed by seed against the hand de
 
 Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
-resumes. Prints the table and writes it to benchmarks/results/beat_seeds.md.
+resumes after its search (an interrupted search is not resumed: it is one timed run). Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
     python benchmarks/beat_seeds.py [--minutes 75] [--work runs/beat-seeds] [--ship]
 
@@ -114,6 +114,11 @@ def main() -> None:
 
     # 1. The search (skipped once it has finished: a rerun would extend it).
     search_file = a.work / "search.json"
+    if not search_file.exists() and (ROOT / "studies" / f"{a.study}.db").exists():
+        # A second `run` would add trials to it under a fresh timeout, and the table would
+        # report only the second part's N and wall time.
+        sys.exit(f"study {a.study} exists but {search_file} does not (an interrupted search?): "
+                 f"one timed search cannot be resumed; use a new --study or remove studies/{a.study}.db")
     if not search_file.exists():
         t0 = time.time()
         out = cli("run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
