@@ -9,7 +9,8 @@ seed's size retrained on the full training set, seed by seed against the hand de
    each; v6's shipped table was picked with --rescore 0).
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
    60,000 training images: final-epoch test accuracy, mean +- std. A trial picked for
-   several rows is retrained once; two retrains run at a time (--lanes).
+   several rows is retrained once. Exports (with their re-scoring) and retrains run two at
+   a time (--lanes), one thread each.
 
 Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
@@ -57,35 +58,46 @@ def cli(*args: str, log: Path, check: bool = True) -> str | None:
     return r.stdout
 
 
-def retrain(todo: list[tuple[int, Path]], work: Path, seeds: int, lanes: int, log: Path) -> None:
-    """`archsearch train --config EXPORT/config.json --epochs 15 --seeds N --json` for each
-    (trial, EXPORT) in `todo`, in that order, `lanes` processes at a time, the cores split
-    between them (OMP_NUM_THREADS): small models do not keep 2 threads busy (2 search
-    workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2 cores,
-    benchmarks/results/jobs_throughput.txt). Each result is written to a .part file and
-    renamed when complete."""
-    todo = list(todo)  # consumed from the front
+def in_lanes(jobs: list[tuple[str, list[str]]], work: Path, lanes: int, log: Path) -> dict[str, int]:
+    """Run `archsearch ARGS` for each (name, ARGS) in `jobs`, in that order, `lanes` processes
+    at a time, the cores split between them (OMP_NUM_THREADS): small models do not keep 2
+    threads busy (2 search workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2
+    cores, benchmarks/results/jobs_throughput.txt). Job NAME's stdout goes to NAME.part,
+    renamed to NAME when it exits 0; its stderr to NAME.err. Returns each job's exit code."""
+    todo = list(jobs)  # consumed from the front
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // lanes))}
-    running: list[tuple[int, subprocess.Popen, float]] = []
+    running: list[tuple[str, subprocess.Popen, float]] = []
+    codes = {}
     while todo or running:
         while todo and len(running) < lanes:
-            t, export = todo.pop(0)
-            args = ["train", "--config", str(export / "config.json"), "--epochs", "15", "--seeds", str(seeds),
-                    "--json"]
-            print(f"$ archsearch {' '.join(args)}  (lane of trial {t})", flush=True)
-            with (work / f"train-trial{t}.json.part").open("w") as out, (work / f"lane-{t}.err").open("w") as err:
+            name, args = todo.pop(0)
+            print(f"$ archsearch {' '.join(args)}  (lane: {name})", flush=True)
+            with (work / f"{name}.part").open("w") as out, (work / f"{name}.err").open("w") as err:
                 p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=ROOT, env=env,
                                      stdout=out, stderr=err)
-            running.append((t, p, time.time()))
+            running.append((name, p, time.time()))
         time.sleep(2)
-        for t, p, t0 in [r for r in running if r[1].poll() is not None]:
-            running.remove((t, p, t0))
+        for name, p, t0 in [r for r in running if r[1].poll() is not None]:
+            running.remove((name, p, t0))
+            codes[name] = p.returncode
             with log.open("a") as f:
-                f.write(f"$ archsearch train (trial {t}): exit {p.returncode}, {time.time() - t0:.0f} s; "
-                        f"stderr in {work}/lane-{t}.err\n\n")
-            if p.returncode:
-                sys.exit(f"archsearch train of trial {t} failed ({p.returncode}); see {work}/lane-{t}.err")
-            (work / f"train-trial{t}.json.part").rename(work / f"train-trial{t}.json")
+                f.write(f"$ archsearch {' '.join(p.args[3:])}\n# exit {p.returncode}, {time.time() - t0:.0f} s; "
+                        f"stdout in {work}/{name}{'.part' if p.returncode else ''}, stderr in {work}/{name}.err\n\n")
+            if not p.returncode:
+                (work / f"{name}.part").rename(work / name)
+    return codes
+
+
+def both_ends(items: list) -> list:
+    """[a, b, c, d, e] -> [a, e, b, d, c]: two lanes taking from the front work from both
+    ends at once, so the rows they re-score at the same time share no candidates until they
+    meet in the middle (neighbouring rows share most of their top trials)."""
+    out, items = [], list(items)
+    while items:
+        out.append(items.pop(0))
+        if items:
+            out.append(items.pop())
+    return out
 
 
 def reported_best(preset) -> float:
@@ -105,7 +117,7 @@ def main() -> None:
     ap.add_argument("--rescore", type=int, default=3, metavar="K",
                     help="export --rescore K: pick each row's model among the top K by the mean of 2 fresh "
                          "validation runs (default 3, docs/search-record.md change 12; 0: by the search's one run)")
-    ap.add_argument("--lanes", type=int, default=2, help="retrains run at once (default 2)")
+    ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
     a = ap.parse_args()
@@ -131,12 +143,22 @@ def main() -> None:
     rows = [(int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-")]
     rows += [(size, None) for size in STRETCH]
     exports = {}
-    for size, _ in sorted(rows):
+    jobs = []
+    for size in both_ends(sorted(size for size, _ in rows)):
         export = a.work / f"export-{size}"
-        if (export / "config.json").exists() or cli(
-                "export", "--study", a.study, "--max-params", str(size), "--out", str(export), "--force",
-                *(["--rescore", str(a.rescore)] if a.rescore else []), log=log, check=False) is not None:
+        if (export / "config.json").exists():
             exports[size] = export
+        else:
+            jobs.append((f"export-{size}.txt", ["export", "--study", a.study, "--max-params", str(size), "--out",
+                                                str(export), "--force",
+                                                *(["--rescore", str(a.rescore)] if a.rescore else [])]))
+    for name, code in in_lanes(jobs, a.work, a.lanes, log).items():
+        size = int(name.split("-")[1].split(".")[0])
+        if code:  # archsearch's one-line reason, e.g. no COMPLETE trial at or under this size
+            print(f"  export --max-params {size}: " + ((a.work / f"{name}.err").read_text().strip().splitlines()
+                                                      or ["(no message)"])[-1])
+        else:
+            exports[size] = a.work / f"export-{size}"
 
     # 3. Retrain each trial once, `--lanes` at a time, the most FLOPs first: the longest
     # retrains start at once and the short ones fill in after, instead of one long retrain
@@ -146,8 +168,11 @@ def main() -> None:
     for size, cfg in sorted(cfgs.items(), key=lambda sc: -sc[1]["metrics"]["flops"]):
         trial = cfg["provenance"]["trial"]
         if not (a.work / f"train-trial{trial}.json").exists():
-            todo.setdefault(trial, exports[size])
-    retrain(list(todo.items()), a.work, a.seeds, a.lanes, log)
+            todo.setdefault(f"train-trial{trial}.json", ["train", "--config", str(exports[size] / "config.json"),
+                                                          "--epochs", "15", "--seeds", str(a.seeds), "--json"])
+    failed = [name for name, code in in_lanes(list(todo.items()), a.work, a.lanes, log).items() if code]
+    if failed:
+        sys.exit(f"archsearch train failed for {', '.join(failed)}; see their .err files in {a.work}")
 
     results = []
     for size, seed in sorted(rows):
