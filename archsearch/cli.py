@@ -388,8 +388,10 @@ def rescore_pick(args, study):
     from . import rescore
     from .export import size_cap
     trials = rescore.candidates(study, size_cap(study, args.max_params), args.rescore)
-    if len(trials) == 1:
-        return trials[0]
+    if len(trials) == 1:  # nothing to rank it against: export.pick's choice stands, not re-scored
+        print(f"trial {trials[0].number} is the only COMPLETE trial at or under the size: nothing to re-score",
+              file=sys.stderr, flush=True)
+        return None
     todo = sum(max(0, args.rescore_seeds - len(rescore.runs(study, t.number))) for t in trials)
     data, precision = search_split(args, study)
     print(f"re-scoring the top {len(trials)} trials on {args.rescore_seeds} fresh seeds each: {todo} training "

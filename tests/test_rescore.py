@@ -80,6 +80,18 @@ def test_the_pick_follows_the_fresh_mean_not_the_search_score(tmp_path):
     assert rescore.score(s, 2, 1) == pytest.approx(99.40)  # only the first R runs count
 
 
+def test_rescore_with_a_single_candidate_exports_it_without_training(study_dir, tmp_path):
+    s = open_study(study_dir)
+    smallest = min((t for t in s.get_trials() if t.state == TrialState.COMPLETE), key=lambda t: t.values[1])
+    r = cli("export", "--max-params", str(int(smallest.values[1])), "--rescore", "3", "--device", "cpu",
+            "--out", str(tmp_path / "e"), cwd=study_dir)
+    assert r.returncode == 0, r.stderr
+    assert "nothing to re-score" in r.stderr
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["provenance"]["trial"] == smallest.number and "val_acc_rescored" not in cfg["metrics"]
+    assert not any(k.startswith("rescore:") for k in open_study(study_dir).user_attrs)
+
+
 def test_rescore_with_trial_is_one_line(study_dir):
     r = cli("export", "--trial", "0", "--rescore", "2", cwd=study_dir)
     assert r.returncode == 2 and "--rescore" in r.stderr and len(r.stderr.strip().splitlines()) == 1
