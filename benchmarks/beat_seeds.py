@@ -58,46 +58,42 @@ def cli(*args: str, log: Path, check: bool = True) -> str | None:
     return r.stdout
 
 
-def in_lanes(jobs: list[tuple[str, list[str]]], work: Path, lanes: int, log: Path) -> dict[str, int]:
-    """Run `archsearch ARGS` for each (name, ARGS) in `jobs`, in that order, `lanes` processes
-    at a time, the cores split between them (OMP_NUM_THREADS): small models do not keep 2
-    threads busy (2 search workers x 1 thread ran 1.19x the trials/min of 1 x 2 threads on 2
-    cores, benchmarks/results/jobs_throughput.txt). Job NAME's stdout goes to NAME.part,
-    renamed to NAME when it exits 0; its stderr to NAME.err. Returns each job's exit code."""
-    todo = list(jobs)  # consumed from the front
+def in_lanes(chains: list[list[tuple[str, list[str]]]], work: Path, lanes: int, log: Path) -> dict[str, int]:
+    """Run `archsearch ARGS` for each (name, ARGS) job, `lanes` chains at a time: the jobs of
+    one chain one after another, the chains side by side, the cores split between them
+    (OMP_NUM_THREADS): small models do not keep 2 threads busy (2 search workers x 1 thread
+    ran 1.19x the trials/min of 1 x 2 threads on 2 cores, benchmarks/results/jobs_throughput.txt).
+    Job NAME's stdout goes to NAME.part, renamed to NAME when it exits 0; its stderr to
+    NAME.err. Returns each job's exit code."""
+    todo = [list(c) for c in chains if c]  # consumed from the front
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // lanes))}
-    running: list[tuple[str, subprocess.Popen, float]] = []
+    running: list[tuple[list, str, subprocess.Popen, float]] = []  # (rest of its chain, name, process, start)
     codes = {}
+
+    def start(chain: list) -> None:
+        name, args = chain.pop(0)
+        print(f"$ archsearch {' '.join(args)}  (lane: {name})", flush=True)
+        with (work / f"{name}.part").open("w") as out, (work / f"{name}.err").open("w") as err:
+            p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=ROOT, env=env,
+                                 stdout=out, stderr=err)
+        running.append((chain, name, p, time.time()))
+
     while todo or running:
         while todo and len(running) < lanes:
-            name, args = todo.pop(0)
-            print(f"$ archsearch {' '.join(args)}  (lane: {name})", flush=True)
-            with (work / f"{name}.part").open("w") as out, (work / f"{name}.err").open("w") as err:
-                p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=ROOT, env=env,
-                                     stdout=out, stderr=err)
-            running.append((name, p, time.time()))
+            start(todo.pop(0))
         time.sleep(2)
-        for name, p, t0 in [r for r in running if r[1].poll() is not None]:
-            running.remove((name, p, t0))
+        for r in [r for r in running if r[2].poll() is not None]:
+            running.remove(r)
+            chain, name, p, t0 = r
             codes[name] = p.returncode
             with log.open("a") as f:
                 f.write(f"$ archsearch {' '.join(p.args[3:])}\n# exit {p.returncode}, {time.time() - t0:.0f} s; "
                         f"stdout in {work}/{name}{'.part' if p.returncode else ''}, stderr in {work}/{name}.err\n\n")
             if not p.returncode:
                 (work / f"{name}.part").rename(work / name)
+            if chain:
+                start(chain)
     return codes
-
-
-def both_ends(items: list) -> list:
-    """[a, b, c, d, e] -> [a, e, b, d, c]: two lanes taking from the front work from both
-    ends at once, so the rows they re-score at the same time share no candidates until they
-    meet in the middle (neighbouring rows share most of their top trials)."""
-    out, items = [], list(items)
-    while items:
-        out.append(items.pop(0))
-        if items:
-            out.append(items.pop())
-    return out
 
 
 def reported_best(preset) -> float:
@@ -143,16 +139,21 @@ def main() -> None:
     rows = [(int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-")]
     rows += [(size, None) for size in STRETCH]
     exports = {}
-    jobs = []
-    for size in both_ends(sorted(size for size, _ in rows)):
+    # Two chains of rows, the small ones upwards and the large ones downwards: rows next to
+    # each other share most of their top trials, so each chain re-scores them once, and the
+    # two chains share candidates only where they meet.
+    sizes = sorted(size for size, _ in rows)
+    chains = [[], []]
+    for size in sizes:
         export = a.work / f"export-{size}"
         if (export / "config.json").exists():
             exports[size] = export
-        else:
-            jobs.append((f"export-{size}.txt", ["export", "--study", a.study, "--max-params", str(size), "--out",
-                                                str(export), "--force",
-                                                *(["--rescore", str(a.rescore)] if a.rescore else [])]))
-    for name, code in in_lanes(jobs, a.work, a.lanes, log).items():
+            continue
+        chains[size > sizes[len(sizes) // 2]].append(
+            (f"export-{size}.txt", ["export", "--study", a.study, "--max-params", str(size), "--out", str(export),
+                                    "--force", *(["--rescore", str(a.rescore)] if a.rescore else [])]))
+    chains[1].reverse()
+    for name, code in in_lanes(chains, a.work, a.lanes, log).items():
         size = int(name.split("-")[1].split(".")[0])
         if code:  # archsearch's one-line reason, e.g. no COMPLETE trial at or under this size
             print(f"  export --max-params {size}: " + ((a.work / f"{name}.err").read_text().strip().splitlines()
@@ -170,7 +171,7 @@ def main() -> None:
         if not (a.work / f"train-trial{trial}.json").exists():
             todo.setdefault(f"train-trial{trial}.json", ["train", "--config", str(exports[size] / "config.json"),
                                                           "--epochs", "15", "--seeds", str(a.seeds), "--json"])
-    failed = [name for name, code in in_lanes(list(todo.items()), a.work, a.lanes, log).items() if code]
+    failed = [name for name, code in in_lanes([[job] for job in todo.items()], a.work, a.lanes, log).items() if code]
     if failed:
         sys.exit(f"archsearch train failed for {', '.join(failed)}; see their .err files in {a.work}")
 
