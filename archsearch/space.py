@@ -61,10 +61,10 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         # Up to 3e-4, rotation up to 10 degrees: in search v4 the trials cut before epoch 9
         # had medians of 6.2e-4 and 12 degrees, those that ran on 1.2e-4 and 7 (the seeds: 7).
         weight_decay=trial.suggest_float("weight_decay", 1e-5, 3e-4, log=True),
-        # 32 is back (change 13): all four shipped v6 models sat at 64, the smallest then offered,
-        # and mnist-6.6k retrained at 32 (same lr) gave 99.45% against 99.39% at 64, for ~1.2x
-        # the time per epoch (docs/search-record.md).
-        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        # No 32: it costs 1.2-1.4x the time per epoch. Search v9 offered it (change 13) and chose
+        # it for 4 of 73 trials, all pruned, while a fixed model retrained 0.07 points better at 32
+        # than at 64; v9's front was weaker than v6's, so it is out again (docs/search-record.md).
+        batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
         # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
         # OneCycle trials died at the epoch-1 rung, and TPE learned to avoid the schedule
