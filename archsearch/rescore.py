@@ -10,8 +10,10 @@ again with new seeds and ranking them by the mean of those fresh runs alone remo
 the bias of the selection that put them on top (the maximum of K fresh means keeps a
 smaller one of its own); the test set is still never read to choose.
 
-The fresh runs are kept in the study (user attr "rescore:<trial>", one entry per seed),
-so picks that share candidates train each once, and an interrupted export resumes.
+The fresh runs are kept in the study, one user attr per run ("rescore:<trial>:<k>"), so
+picks that share candidates train each once, an interrupted export resumes, and two
+exports at once never overwrite each other's runs (one list per trial did: both read it,
+each wrote back its own, and the later write dropped the other's run).
 """
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ from .train import TrainingDiverged, evaluate, fit
 SEED_STRIDE = 1_000_000
 
 
-def key(number: int) -> str:
-    return f"rescore:{number}"
+def key(number: int, k: int) -> str:
+    """Where trial `number`'s k-th fresh run (k = 1, 2, ...) is stored."""
+    return f"rescore:{number}:{k}"
 
 
 def candidates(study: optuna.Study, max_params: int, top: int) -> list[FrozenTrial]:
@@ -41,8 +44,12 @@ def candidates(study: optuna.Study, max_params: int, top: int) -> list[FrozenTri
 
 
 def runs(study: optuna.Study, number: int) -> list[dict]:
-    """The stored fresh runs of trial `number`: [{"seed", "val_acc"}, ...]."""
-    return list(study.user_attrs.get(key(number), []))
+    """The stored fresh runs of trial `number`, k = 1, 2, ...: [{"seed", "val_acc"}, ...]."""
+    attrs = study.user_attrs
+    out = list(attrs.get(f"rescore:{number}", []))  # one list per trial: studies re-scored before per-run keys
+    while key(number, len(out) + 1) in attrs:
+        out.append(attrs[key(number, len(out) + 1)])
+    return out
 
 
 def score(study: optuna.Study, number: int, seeds: int) -> float:
@@ -67,7 +74,7 @@ def rescore(study: optuna.Study, trials: list[FrozenTrial], seeds: int, data, pr
             except TrainingDiverged:  # the recipe is unstable on this seed: a real, bad score
                 acc = 0.0
             done.append({"seed": seed, "val_acc": acc})
-            study.set_user_attr(key(t.number), done)
+            study.set_user_attr(key(t.number, k), done[-1])
             log(f"trial {t.number} ({int(t.values[1]):,} params, search val {t.values[0]:.2f}%): "
                 f"fresh seed {seed}: val {acc:.2f}%")
 

@@ -36,8 +36,9 @@ def test_rescore_trains_the_top_k_on_fresh_seeds_and_picks_by_their_mean(study_d
     assert r.returncode == 0, r.stderr
     s = open_study(study_dir)
     top = sorted(done, key=lambda t: (-t.values[0], t.values[1]))[:2]
-    stored = {t.number: s.user_attrs[f"rescore:{t.number}"] for t in top}
-    assert set(k for k in s.user_attrs if k.startswith("rescore:")) == {f"rescore:{n}" for n in stored}
+    stored = {t.number: [s.user_attrs[f"rescore:{t.number}:{k}"] for k in (1, 2)] for t in top}
+    assert set(k for k in s.user_attrs if k.startswith("rescore:")) == {f"rescore:{n}:{k}" for n in stored
+                                                                      for k in (1, 2)}
     settings = Settings(**s.user_attrs["settings"])
     for t in top:  # two fresh seeds each, neither the trial's own
         assert [x["seed"] for x in stored[t.number]] == [trial_seed(settings, t.number) + k * 1_000_000
@@ -62,7 +63,7 @@ def test_rescore_trains_the_top_k_on_fresh_seeds_and_picks_by_their_mean(study_d
     assert "2 training runs" in again.stderr
     s = open_study(study_dir)
     for n, runs in stored.items():
-        assert s.user_attrs[f"rescore:{n}"][:2] == runs and len(s.user_attrs[f"rescore:{n}"]) == 3
+        assert rescore.runs(s, n)[:2] == runs and len(rescore.runs(s, n)) == 3
 
 
 def test_the_pick_follows_the_fresh_mean_not_the_search_score(tmp_path):
@@ -71,13 +72,17 @@ def test_the_pick_follows_the_fresh_mean_not_the_search_score(tmp_path):
     for val, params in ((99.5, 4672), (99.44, 5820), (99.34, 8110), (99.6, 9000)):
         s.add_trial(create_trial(values=[val, params], params={"f": 0.5}, distributions=dist,
                                  state=TrialState.COMPLETE))
-    s.set_user_attr("rescore:0", [{"seed": 1, "val_acc": 99.20}, {"seed": 2, "val_acc": 99.30}])
-    s.set_user_attr("rescore:1", [{"seed": 1, "val_acc": 99.30}, {"seed": 2, "val_acc": 99.34}])
-    s.set_user_attr("rescore:2", [{"seed": 1, "val_acc": 99.40}, {"seed": 2, "val_acc": 99.36}])
+    for n, accs in ((0, (99.20, 99.30)), (1, (99.30, 99.34)), (2, (99.40, 99.36))):
+        for k, acc in enumerate(accs, 1):
+            s.set_user_attr(f"rescore:{n}:{k}", {"seed": k, "val_acc": acc})
     cands = rescore.candidates(s, 8500, 3)
     assert [t.number for t in cands] == [0, 1, 2]  # trial 3 is over the size
     assert rescore.best(s, cands, 2).number == 2
     assert rescore.score(s, 2, 1) == pytest.approx(99.40)  # only the first R runs count
+    # A study re-scored before per-run keys holds one list per trial; runs stored since extend it.
+    s.set_user_attr("rescore:3", [{"seed": 1, "val_acc": 99.0}])
+    s.set_user_attr("rescore:3:2", {"seed": 2, "val_acc": 99.2})
+    assert [r["seed"] for r in rescore.runs(s, 3)] == [1, 2] and rescore.score(s, 3, 2) == pytest.approx(99.1)
 
 
 def test_rescore_with_a_single_candidate_exports_it_without_training(study_dir, tmp_path):
