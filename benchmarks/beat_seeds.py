@@ -40,9 +40,8 @@ from archsearch.presets import FOUND_FILE, PRESETS, found_name  # noqa: E402
 STRETCH = {8000: 99.5, 2000: 99.3}  # size -> accuracy the issue's stretch rows ask for
 
 
-def cli(*args: str, log: Path, check: bool = True) -> str | None:
-    """Run archsearch; its stdout is returned and, with stderr, appended to `log`.
-    check=False: a failure returns None (after printing archsearch's one-line error)."""
+def cli(*args: str, log: Path) -> str:
+    """Run archsearch; its stdout is returned and, with stderr, appended to `log`. A failure exits."""
     cmd = [sys.executable, "-m", "archsearch", *args]
     print("$ archsearch " + " ".join(args), flush=True)
     t0 = time.time()
@@ -50,9 +49,6 @@ def cli(*args: str, log: Path, check: bool = True) -> str | None:
     with log.open("a") as f:
         f.write(f"$ archsearch {' '.join(args)}\n{r.stdout}{r.stderr}\n# exit {r.returncode}, "
                 f"{time.time() - t0:.0f} s\n\n")
-    if r.returncode and not check:
-        print("  " + (r.stderr.strip().splitlines() or ["(no message)"])[-1])
-        return None
     if r.returncode:
         sys.exit(f"archsearch {args[0]} failed ({r.returncode}): {r.stderr.strip().splitlines()[-1:]}; see {log}")
     return r.stdout
@@ -143,18 +139,19 @@ def main() -> None:
     # each other share most of their top trials, so each chain re-scores them once, and the
     # two chains share candidates only where they meet.
     sizes = sorted(size for size, _ in rows)
-    chains = [[], []]
+    chains, size_of = [[], []], {}  # size_of: job name -> its row's size
     for size in sizes:
         export = a.work / f"export-{size}"
         if (export / "config.json").exists():
             exports[size] = export
             continue
+        size_of[f"export-{size}.txt"] = size
         chains[size > sizes[len(sizes) // 2]].append(
             (f"export-{size}.txt", ["export", "--study", a.study, "--max-params", str(size), "--out", str(export),
                                     "--force", *(["--rescore", str(a.rescore)] if a.rescore else [])]))
     chains[1].reverse()
     for name, code in in_lanes(chains, a.work, a.lanes, log).items():
-        size = int(name.split("-")[1].split(".")[0])
+        size = size_of[name]
         if code:  # archsearch's one-line reason, e.g. no COMPLETE trial at or under this size
             print(f"  export --max-params {size}: " + ((a.work / f"{name}.err").read_text().strip().splitlines()
                                                       or ["(no message)"])[-1])

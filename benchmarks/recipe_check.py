@@ -55,7 +55,7 @@ def main() -> None:
         if not files[name].exists():
             jobs.append((files[name].name, ["train", "--config", str(config), "--epochs", "15", "--seeds",
                                             str(a.seeds), "--precision", precision, "--json"]))
-    failed = [n for n, code in in_lanes(jobs, a.work, a.lanes, a.work / "log.txt").items() if code]
+    failed = [n for n, code in in_lanes([[job] for job in jobs], a.work, a.lanes, a.work / "log.txt").items() if code]
     if failed:
         sys.exit(f"archsearch train failed for {', '.join(failed)}; see their .err files in {a.work}")
 
