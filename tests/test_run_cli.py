@@ -52,27 +52,45 @@ def test_run_then_pareto_then_resume(tmp_path, blobs):
     assert len([s for s in states(db) if s in ("COMPLETE", "PRUNED")]) == 5
 
 
+def training_trial(db):
+    """Number of the RUNNING trial once it has finished an epoch (so it is inside training), else None."""
+    try:
+        with sqlite3.connect(db) as c:
+            row = c.execute("select t.number from trials t join trial_user_attributes a using (trial_id) "
+                            "where t.state = 'RUNNING' and a.key = 'epochs_run'").fetchone()
+    except sqlite3.OperationalError:  # Optuna has not created its tables yet
+        return None
+    return row[0] if row else None
+
+
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, sig, code, word):
     env = {**os.environ, "ARCHSEARCH_OFFLINE": "1"}
     args = quick(blobs, "--budget", "3000", "--trials", "3", "--no-presets", "--no-prune")
-    args[args.index("--epochs") + 1] = "30"  # long enough to be interrupted mid-trial
+    # 60 epochs of 600 images: seconds even on a fast CPU, so the trial is still running when the
+    # signal lands. The signal is sent as soon as an epoch has ended, not after a fixed sleep: on a
+    # fast CI machine a 2 s sleep let a whole 30-epoch trial finish first.
+    args[args.index("--epochs") + 1] = "60"
     p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "studies" / "blobs-b3000.db"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (db.exists() and "RUNNING" in states(db)):
-        time.sleep(0.5)
-    time.sleep(2)  # inside training
+    deadline, running = time.time() + 120, None
+    while time.time() < deadline and running is None:
+        time.sleep(0.05)
+        running = training_trial(db) if db.exists() else None
+    assert running is not None, "no trial reached its first epoch within 120 s"
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == code, err
     assert f"{word}: running trials are marked FAIL" in err and "resume with: archsearch run" in err
     assert "Traceback" not in err
-    assert "RUNNING" not in states(db) and "FAIL" in states(db)
+    before = states(db)
+    assert "RUNNING" not in before and before[running] == "FAIL"
+    done = before.count("COMPLETE")
     # --timeout is not a study setting: the same study resumes, runs one trial, stops.
     r = subprocess.run([sys.executable, "-m", "archsearch", *args, "--timeout", "1"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "resumed, 0 of 3 trials finished" in r.stdout
-    assert states(db).count("COMPLETE") == 1 and states(db)[0] == "FAIL"
+    assert f"resumed, {done} of 3 trials finished" in r.stdout
+    after = states(db)
+    assert after.count("COMPLETE") == done + 1 and after[running] == "FAIL"
