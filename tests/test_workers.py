@@ -116,18 +116,23 @@ def test_rerun_after_the_whole_run_was_killed_retries_the_dead_trial(tmp_path, b
 def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
     db = tmp_path / "studies" / "blobs-b3000.db"
     args = ["--trials", "4", "--jobs", "2", "--no-prune", "--no-presets"]
-    p = start(blobs, tmp_path, *args, "--epochs", "40")  # the later --epochs wins: long trials
-    assert wait_for(lambda: len(rows(db, "select number from trials where state = 'RUNNING'")) == 2)
-    time.sleep(1)
+    p = start(blobs, tmp_path, *args, "--epochs", "60")  # the later --epochs wins: long trials
+    # Both workers inside training (an epoch ended), then the signal at once: a fixed sleep let a
+    # trial finish first on a fast CPU (tests/test_run_cli.py's signal test did on CI).
+    training = "select t.number from trials t join trial_user_attributes a using (trial_id) " \
+               "where t.state = 'RUNNING' and a.key = 'epochs_run'"
+    assert wait_for(lambda: len(rows(db, training)) == 2)
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == code, err
     assert "running trials are marked FAIL" in err and "resume with: archsearch run" in err
     assert "Traceback" not in err
     assert not rows(db, "select number from trials where state = 'RUNNING'")
-    r = start(blobs, tmp_path, *args, "--epochs", "40", "--timeout", "1")
+    assert len(rows(db, "select number from trials where state = 'FAIL'")) == 2
+    done = len(rows(db, "select number from trials where state = 'COMPLETE'"))
+    r = start(blobs, tmp_path, *args, "--epochs", "60", "--timeout", "1")
     out, err = r.communicate(timeout=300)
-    assert r.returncode == 0 and "resumed, 0 of 4" in out, err
+    assert r.returncode == 0 and f"resumed, {done} of 4" in out, err
 
 
 @pytest.mark.slow
