@@ -52,15 +52,16 @@ def test_run_then_pareto_then_resume(tmp_path, blobs):
     assert len([s for s in states(db) if s in ("COMPLETE", "PRUNED")]) == 5
 
 
-def training_trial(db):
-    """Number of the RUNNING trial once it has finished an epoch (so it is inside training), else None."""
+def training_trials(db):
+    """Numbers of the RUNNING trials that have finished an epoch (so are inside training)."""
+    if not db.exists():  # connecting would create it
+        return []
     try:
         with sqlite3.connect(db) as c:
-            row = c.execute("select t.number from trials t join trial_user_attributes a using (trial_id) "
-                            "where t.state = 'RUNNING' and a.key = 'epochs_run'").fetchone()
+            return [n for (n,) in c.execute("select t.number from trials t join trial_user_attributes a "
+                                            "using (trial_id) where t.state = 'RUNNING' and a.key = 'epochs_run'")]
     except sqlite3.OperationalError:  # Optuna has not created its tables yet
-        return None
-    return row[0] if row else None
+        return []
 
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
@@ -74,11 +75,12 @@ def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, 
     p = subprocess.Popen([sys.executable, "-m", "archsearch", *args], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "studies" / "blobs-b3000.db"
-    deadline, running = time.time() + 120, None
-    while time.time() < deadline and running is None:
+    deadline, training = time.time() + 120, []
+    while time.time() < deadline and not training:
         time.sleep(0.05)
-        running = training_trial(db) if db.exists() else None
-    assert running is not None, "no trial reached its first epoch within 120 s"
+        training = training_trials(db)
+    assert training, "no trial reached its first epoch within 120 s"
+    running = training[0]
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == code, err

@@ -93,7 +93,7 @@ def test_password_is_masked():
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000, prune=False)
     # An absurd learning rate (far outside the space's range: Optuna warns and uses it).
-    study.enqueue_trial({"lr": 1e9, "size_frac": 0.5})
+    study.enqueue_trial({"lr": 1e9, "optimizer": "sgd", "size_frac": 0.5})
     lines = []
     search.run(study, obj, 3, None, on_trial=lambda t: lines.append(search.trial_line(t)))
     first = study.trials[0]

@@ -13,7 +13,7 @@ import pytest
 from archsearch import search
 from conftest import ROOT, write_blobs_npz
 from test_cli import cli
-from test_run_cli import quick
+from test_run_cli import quick, training_trials
 
 GRACE = "6"  # seconds of silence before a worker counts as dead (30 for users; short here for speed)
 
@@ -119,9 +119,7 @@ def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
     p = start(blobs, tmp_path, *args, "--epochs", "60")  # the later --epochs wins: long trials
     # Both workers inside training (an epoch ended), then the signal at once: a fixed sleep let a
     # trial finish first on a fast CPU (tests/test_run_cli.py's signal test did on CI).
-    training = "select t.number from trials t join trial_user_attributes a using (trial_id) " \
-               "where t.state = 'RUNNING' and a.key = 'epochs_run'"
-    assert wait_for(lambda: len(rows(db, training)) == 2)
+    assert wait_for(lambda: len(training_trials(db)) == 2)
     p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == code, err
