@@ -26,7 +26,6 @@ FULL_HEAD_MAX = 7       # largest map a conv_full head may cover (seed-10970's 7
 # Share of the budget a trial's model may use. From 0.05, not 0.1: search v7 swept 0.1-1 and
 # lost the 2,000-param row with no gain above it (docs/search-record.md, change 10 reverted).
 SIZE_FRAC = (0.05, 1.0)
-BATCH_SIZE = 32         # images per step in every sampled recipe (docs/search-record.md, change 17)
 
 
 def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
@@ -65,12 +64,12 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         # Up to 3e-4, rotation up to 10 degrees: in search v4 the trials cut before epoch 9
         # had medians of 6.2e-4 and 12 degrees, those that ran on 1.2e-4 and 7 (the seeds: 7).
         weight_decay=trial.suggest_float("weight_decay", 1e-5, 3e-4, log=True),
-        # Batch 32, not searched (change 17): every model on the fronts of v6, v11 and v12 took the
-        # smallest batch offered (64), and v6's 6,640-param model retrained 0.07 points better at
-        # 32 (99.450% against 99.377%, same lr), a gain below what one 5,000-image validation run
-        # can see (std about 0.11 points), so TPE could not find it when offered (change 13, search
-        # v9: 4 of 73 trials). It costs 1.2-1.4x the time per epoch (docs/search-record.md).
-        batch_size=BATCH_SIZE,
+        # No 32: it costs 1.2-1.4x the time per epoch. Search v9 offered it (change 13) and chose
+        # it for 4 of 73 trials, all pruned, while a fixed model retrained 0.07 points better at 32
+        # than at 64; v9's front was weaker than v6's. Search v13 trained every trial at 32
+        # (change 17): 76 trials, 5 rows as v6, but its 4-8k models retrained no better (99.06% at
+        # 3,531 params, 99.28% at 5,424), so it is out again (docs/search-record.md).
+        batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
         # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
         # OneCycle trials died at the epoch-1 rung, and TPE learned to avoid the schedule
