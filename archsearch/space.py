@@ -67,8 +67,8 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         # No 32: it costs 1.2-1.4x the time per epoch. Search v9 offered it (change 13) and chose
         # it for 4 of 73 trials, all pruned, while a fixed model retrained 0.07 points better at 32
         # than at 64; v9's front was weaker than v6's. Search v13 trained every trial at 32
-        # (change 17): 76 trials, 5 rows as v6, but its 4-8k models retrained no better (99.06% at
-        # 3,531 params, 99.28% at 5,424), so it is out again (docs/search-record.md).
+        # (change 17): 76 trials, 5 rows (as many as v6), but its 4-8k models retrained no better
+        # (99.06% at 3,531 params, 99.28% at 5,424), so it is out again (docs/search-record.md).
         batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
         # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
