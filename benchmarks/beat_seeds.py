@@ -112,6 +112,9 @@ def main() -> None:
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
+    ap.add_argument("--export-retrain", action="store_true",
+                    help="export --retrain: for a study whose trained weights are not on this machine "
+                         "(e.g. a copy from benchmarks/results/studies/); costs one training per row")
     a = ap.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     log = a.work / "log.txt"
@@ -148,7 +151,8 @@ def main() -> None:
         size_of[f"export-{size}.txt"] = size
         chains[size > sizes[len(sizes) // 2]].append(
             (f"export-{size}.txt", ["export", "--study", a.study, "--max-params", str(size), "--out", str(export),
-                                    "--force", *(["--rescore", str(a.rescore)] if a.rescore else [])]))
+                                    "--force", *(["--rescore", str(a.rescore)] if a.rescore else []),
+                                    *(["--retrain"] if a.export_retrain else [])]))
     chains[1].reverse()
     for name, code in in_lanes(chains, a.work, a.lanes, log).items():
         size = size_of[name]
