@@ -6,7 +6,8 @@ seed's size retrained on the full training set, seed by seed against the hand de
 2. For each seed size (and the two stretch rows, 2,000 and 8,000), `archsearch export
    --max-params P`: the most accurate trial *on validation* at or under P (with
    --rescore K, default 3: the best of the top K by the mean of 2 fresh validation runs
-   each; v6's shipped table was picked with --rescore 0).
+   each; v6's shipped table was picked with --rescore 0). --export-retrain passes export's
+   --retrain, for a study copied here without its trained weights.
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
    60,000 training images: final-epoch test accuracy, mean +- std. A trial picked for
    several rows is retrained once. Exports (with their re-scoring) and retrains run two at
