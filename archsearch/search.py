@@ -197,8 +197,10 @@ def load_study(storage, name: str, sampler=None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
 
-def open_study(storage, name: str, settings: Settings, presets: bool = True) -> tuple[optuna.Study, bool]:
-    """Resume `name` if it exists with the same settings, else create it. (study, created)."""
+def open_study(storage, name: str, settings: Settings, presets: bool = True,
+               starts: int = space.STARTS) -> tuple[optuna.Study, bool]:
+    """Resume `name` if it exists with the same settings, else create it, with `starts`
+    warm-start trials (space.START) queued first. (study, created)."""
     sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every)
     wanted = asdict(settings)
     if name in study_names(storage):
@@ -215,6 +217,8 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True) -> 
     study.set_user_attr("settings", wanted)
     study.set_user_attr("archsearch_version", __version__)
     study.set_user_attr("torch_version", torch.__version__)
+    for _ in range(starts):
+        study.enqueue_trial(space.START, user_attrs={"start": "vgg"})
     if presets:
         enqueue_presets(study, settings)
     return study, True
@@ -344,7 +348,7 @@ def running_count(study: optuna.Study) -> int:
 
 def trial_line(t: optuna.trial.FrozenTrial) -> str:
     a = t.user_attrs
-    name = f" [{a['preset']}]" if "preset" in a else ""
+    name = f" [{a['preset']}]" if "preset" in a else " [start]" if "start" in a else ""
     secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0.0
     if "infeasible" in a:
         return f"#{t.number:<4} infeasible{name}: {a['infeasible']}"

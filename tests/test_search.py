@@ -7,7 +7,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archsearch import search
+from archsearch import search, space
 from archsearch.data import load
 from archsearch.search import Objective, SearchError, Settings, open_storage, open_study
 
@@ -19,10 +19,10 @@ def blobs(tmp_path_factory):
     return write_blobs_npz(tmp_path_factory.mktemp("d") / "blobs.npz")
 
 
-def make(tmp_path, blobs, budget=6000, **kw):
+def make(tmp_path, blobs, budget=6000, starts=0, **kw):
     s = Settings(dataset=blobs, budget=budget, epochs=2, val_size=200, train_size=800, **kw)
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
-    study, created = open_study(storage, "t", s)
+    study, created = open_study(storage, "t", s, starts=starts)
     return s, storage, study, Objective(s, load(blobs, val_size=200, train_size=800), "fp32")
 
 
@@ -84,6 +84,21 @@ def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
     waiting = study.get_trials(states=(TrialState.WAITING,))
     assert [t.user_attrs["preset"] for t in waiting] == ["seed-4232", "seed-7932", "seed-9798", "seed-10970",
                                                          "seed-11588"]
+
+
+def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=12000, starts=3, prune=False)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs.get("start", t.user_attrs.get("preset")) for t in waiting][:4] == ["vgg"] * 3 + ["seed-4232"]
+    search.run(study, obj, 2, None)
+    first = study.get_trials(states=(TrialState.COMPLETE,))
+    assert [t.number for t in first] == [0, 1]
+    for t in first:
+        assert {k: t.params[k] for k in space.START} == space.START
+        assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC)  # sized like any trial
+        convs = [l for l in t.user_attrs["genome"]["layers"] if l["type"] == "conv"]
+        assert [(l["k"], l["pad"], l["drop"]) for l in convs] == [(3, 1, 0.0)] * 7 + [(1, 0, 0.0)]
+    assert first[0].user_attrs["params"] != first[1].user_attrs["params"]
 
 
 def test_password_is_masked():
