@@ -198,7 +198,7 @@ def load_study(storage, name: str, sampler=None) -> optuna.Study:
 
 
 def open_study(storage, name: str, settings: Settings, presets: bool = True,
-               starts: int = space.STARTS) -> tuple[optuna.Study, bool]:
+               starts: int = 0) -> tuple[optuna.Study, bool]:
     """Resume `name` if it exists with the same settings, else create it, with `starts`
     warm-start trials (space.START) queued first. (study, created)."""
     sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every)

@@ -101,7 +101,8 @@ START = {
     "optimizer": "nesterov", "lr": 0.03, "momentum": 0.92, "weight_decay": 4.5e-5, "batch_size": 64,
     "label_smoothing": 0.01, "rotation": 2.5, "translate": 0.05,
 }
-STARTS = 6  # trials 0-5: sizes 22%, 11%, 47%, 7%, 33% and 15% of the budget (sweep below)
+# `archsearch run --starts N` queues N of them (default 0, off; search v15 ran with 6: trials 0-5
+# at 22, 11, 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19).
 
 
 def sweep(number: int, low: float, high: float) -> float:

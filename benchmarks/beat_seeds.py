@@ -110,6 +110,8 @@ def main() -> None:
     ap.add_argument("--rescore", type=int, default=3, metavar="K",
                     help="export --rescore K: pick each row's model among the top K by the mean of 2 fresh "
                          "validation runs (default 3, docs/search-record.md change 12; 0: by the search's one run)")
+    ap.add_argument("--starts", type=int, default=0, metavar="N",
+                    help="run --starts N: warm-start trials first (search v15: 6; docs/search-record.md change 19)")
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
@@ -130,7 +132,8 @@ def main() -> None:
     if not search_file.exists():
         t0 = time.time()
         out = cli("run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
-                  "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs), log=log)
+                  "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs),
+                  *(["--starts", str(a.starts)] if a.starts else []), log=log)
         search_file.write_text(json.dumps({"wall_s": round(time.time() - t0), "stdout": out}))
     search = json.loads(search_file.read_text())
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
@@ -200,7 +203,8 @@ def main() -> None:
     lines = [f"# Seeds vs archsearch ({platform.machine()}, {platform.processor() or 'cpu'}, "
              f"{time.strftime('%Y-%m-%d')})", "",
              f"Search: `archsearch run --budget {a.budget} --epochs 15 --trials {a.trials} --timeout "
-             f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}`: N = {len(trials)} trials in "
+             f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}"
+             f"{f' --starts {a.starts}' if a.starts else ''}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
              f"Pick: `archsearch export --study {a.study} --max-params SIZE"
