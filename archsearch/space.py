@@ -85,15 +85,17 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     return p, frac, cfg
 
 
-# Warm start: the first trials of a new study train one textbook layout with one sound recipe,
-# so that the sampler's model holds a good result of that family before it learns from random
-# draws. Layout: three same-padded stages of 3x3 convs (2, 2, 3), max pools, GAP and a 1x1 conv
-# to the classes, no dropout (VGG-style). TPE kept missing it: v9-v13 sampled same-padded
-# all-3x3 nets 28 times, 25 with dropout 0.06-0.14; v14 9 times, all with dropout, 8 pruned;
-# yet at 7,881 params and no dropout it retrains at 99.47% on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). Recipe: round
-# values of what the four shipped presets share (found_presets.json: Nesterov, batch 64,
-# lr 0.02-0.04, weight decay 4-4.6e-5, label smoothing ~0.01). The size is left to SizeSweep,
-# so the starts spread over the budget like any other trials.
+# Warm start (`archsearch run --starts N`, default 0): the first N trials of a new study train
+# one textbook layout with one sound recipe, so that the sampler's model holds a good result of
+# that family before it learns from random draws. Layout: three same-padded stages of 3x3 convs
+# (2, 2, 3), max pools, GAP and a 1x1 conv to the classes, no dropout (VGG-style). TPE kept
+# missing it: v9-v13 sampled same-padded all-3x3 nets 28 times, 25 with dropout 0.06-0.14; v14
+# 9 times, all with dropout, 8 pruned; yet at 7,881 params and no dropout it retrains at 99.47%
+# on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). Recipe: round values of
+# what the four shipped presets share (found_presets.json: Nesterov, batch 64, lr 0.02-0.04,
+# weight decay 4-4.6e-5, label smoothing ~0.01). The size is left to SizeSweep, so the starts
+# spread over the budget like any other trials (search v15 ran with 6: trials 0-5 at 22, 11,
+# 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19).
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
@@ -101,8 +103,6 @@ START = {
     "optimizer": "nesterov", "lr": 0.03, "momentum": 0.92, "weight_decay": 4.5e-5, "batch_size": 64,
     "label_smoothing": 0.01, "rotation": 2.5, "translate": 0.05,
 }
-# `archsearch run --starts N` queues N of them (default 0, off; search v15 ran with 6: trials 0-5
-# at 22, 11, 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19).
 
 
 def sweep(number: int, low: float, high: float) -> float:

@@ -56,11 +56,12 @@ def test_starts_are_the_first_trials_and_never_outnumber_them(tmp_path, blobs):
     r = cli(*quick(blobs, "--budget", "3000", "--trials", "2", "--starts", "6", "--no-prune"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "#0 " in r.stdout and "[start]" in r.stdout
-    with sqlite3.connect(tmp_path / "studies" / "blobs-b3000.db") as c:
+    db = tmp_path / "studies" / "blobs-b3000.db"
+    with sqlite3.connect(db) as c:
         attrs = c.execute("select t.number, a.key from trials t join trial_user_attributes a "
                           "on a.trial_id = t.trial_id where a.key = 'start'").fetchall()
-    assert sorted(attrs) == [(0, "start"), (1, "start")] and states(tmp_path / "studies" / "blobs-b3000.db") == \
-        ["COMPLETE", "COMPLETE"]  # two starts queued for two trials: none left WAITING
+    assert sorted(attrs) == [(0, "start"), (1, "start")]
+    assert states(db) == ["COMPLETE", "COMPLETE"]  # two starts queued for two trials: none left WAITING
 
 
 def training_trials(db):
