@@ -243,8 +243,8 @@ def cmd_run(args) -> int:
     signals.stop_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
     storage = search.open_storage(url, writer=True)
-    study, created = search.open_study(storage, name, settings, presets=args.presets,
-                                           starts=min(args.starts, args.trials))  # none left WAITING
+    study, created = search.open_study(storage, name, settings, presets=args.presets, starts=args.starts,
+                                       trials=args.trials)
     if created:
         study.set_user_attr("num_classes", data.num_classes)
     weights_dir = artifact_dir(url, name)
@@ -472,10 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also train the seed presets that fit the budget, as reference points (default off: at "
                         "15 epochs each costs 5-10 CPU minutes and teaches the sampler nothing, being outside "
                         "the sampled space)")
-    p.add_argument("--starts", type=nonnegative_int, default=0, metavar="N",
+    p.add_argument("--starts", type=nonnegative_int, default=6, metavar="N",
                    help="a new study first trains N warm-start trials: one textbook layout (same-padded 3x3 "
-                        "convs, no dropout) with a proven recipe, at sizes across the budget (default 0, off; "
-                        "search v15 ran with 6: docs/search-record.md, change 19)")
+                        "convs, no dropout) with a proven recipe, at sizes across the budget (default 6, as in "
+                        "search v15: docs/search-record.md, change 19; 0: off)")
     p.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial for all epochs")
     p.add_argument("--eta", type=positive_int, default=3, help="pruning keeps the top 1/eta at each rung (default 3)")
     p.add_argument("--size-peers", type=nonnegative_int, default=12, metavar="N",

@@ -197,10 +197,12 @@ def load_study(storage, name: str, sampler=None) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
 
-def open_study(storage, name: str, settings: Settings, presets: bool = True,
-               starts: int = 0) -> tuple[optuna.Study, bool]:
+def open_study(storage, name: str, settings: Settings, presets: bool = True, starts: int = 0,
+               trials: int | None = None) -> tuple[optuna.Study, bool]:
     """Resume `name` if it exists with the same settings, else create it, with `starts`
-    warm-start trials (space.START) queued first. (study, created)."""
+    warm-start trials (space.START) queued first, then the seed presets; at most `trials`
+    queued in all (the run's target: a trial queued beyond it would stay WAITING in the
+    study for good). (study, created)."""
     sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every)
     wanted = asdict(settings)
     if name in study_names(storage):
@@ -217,14 +219,15 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True,
     study.set_user_attr("settings", wanted)
     study.set_user_attr("archsearch_version", __version__)
     study.set_user_attr("torch_version", torch.__version__)
-    for _ in range(starts):
+    room = starts + len(PRESETS) if trials is None else trials
+    for _ in range(min(starts, room)):
         study.enqueue_trial(space.START, user_attrs={"start": "vgg"})
     if presets:
-        enqueue_presets(study, settings)
+        enqueue_presets(study, settings, limit=max(room - starts, 0))
     return study, True
 
 
-def enqueue_presets(study: optuna.Study, settings: Settings) -> list[str]:
+def enqueue_presets(study: optuna.Study, settings: Settings, limit: int = len(PRESETS)) -> list[str]:
     """Warm start: the hand-designed seeds that fit the budget, smallest first.
 
     They are not points of the sampled space, so they are enqueued as trials with
@@ -234,7 +237,7 @@ def enqueue_presets(study: optuna.Study, settings: Settings) -> list[str]:
     a search is measured against.
     """
     fitting = sorted((count_params(p.genome), name) for name, p in PRESETS.items()
-                     if p.kind == "seed" and count_params(p.genome) <= settings.budget)
+                     if p.kind == "seed" and count_params(p.genome) <= settings.budget)[:limit]
     for _, name in fitting:
         study.enqueue_trial({}, user_attrs={"preset": name})
     return [n for _, n in fitting]

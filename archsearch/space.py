@@ -85,7 +85,7 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     return p, frac, cfg
 
 
-# Warm start (`archsearch run --starts N`, default 0): the first N trials of a new study train
+# Warm start (`archsearch run --starts N`, default 6): the first N trials of a new study train
 # one textbook layout with one sound recipe, so that the sampler's model holds a good result of
 # that family before it learns from random draws. Layout: three same-padded stages of 3x3 convs
 # (2, 2, 3), max pools, GAP and a 1x1 conv to the classes, no dropout (VGG-style). TPE kept

@@ -1,13 +1,14 @@
 """Issue 6's measurement: one search on MNIST, then the best model at or under each
 seed's size retrained on the full training set, seed by seed against the hand designs.
 
-1. `archsearch run --budget 20000 --epochs 15 --trials N --timeout T --jobs 2` (default N 200,
-   T 4500 s: no new trial starts after 75 minutes; the last one finishes).
+1. `archsearch run --budget 20000 --epochs 15 --trials N --timeout T --jobs 2 --starts 6`
+   (default N 200, T 5400 s: no new trial starts after 90 minutes; the last one finishes).
 2. For each seed size (and the two stretch rows, 2,000 and 8,000), `archsearch export
    --max-params P`: the most accurate trial *on validation* at or under P (with
-   --rescore K, default 3: the best of the top K by the mean of 2 fresh validation runs
-   each; v6's shipped table was picked with --rescore 0). --export-retrain passes export's
-   --retrain, for a study copied here without its trained weights.
+   --rescore K: the best of the top K by the mean of 2 fresh validation runs each; default
+   0, as export's own: re-scoring v11's picks won fewer rows, not more, docs/search-record.md
+   "Re-scoring v11"). --export-retrain passes export's --retrain, for a study copied here
+   without its trained weights.
 3. `archsearch train --config .../config.json --epochs 15 --seeds 3` on the full
    60,000 training images: final-epoch test accuracy, mean +- std. A trial picked for
    several rows is retrained once. Exports (with their re-scoring) and retrains run two at
@@ -17,10 +18,11 @@ Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
 resumes after its search (an interrupted search is not resumed: it is one timed run). Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
-    python benchmarks/beat_seeds.py [--minutes 75] [--work runs/beat-seeds] [--ship]
+    python benchmarks/beat_seeds.py [--minutes 90] [--work runs/beat-seeds] [--ship]
 
 --ship also writes archsearch/found_presets.json: each retrained model as a preset
-named by dataset and size (mnist-7.9k), with its recipe and measured accuracy.
+named by dataset and size (mnist-7.9k), with its recipe and measured accuracy; presets
+shipped from other studies stay.
 """
 from __future__ import annotations
 
@@ -102,16 +104,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=20000)
     ap.add_argument("--trials", type=int, default=200)
-    ap.add_argument("--minutes", type=float, default=75.0, help="no new search trial starts after this")
-    ap.add_argument("--study", default="mnist-b20000-v6")
+    ap.add_argument("--minutes", type=float, default=90.0, help="no new search trial starts after this")
+    ap.add_argument("--study", default="mnist-b20000-beat-seeds")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="search workers (2 cores: 1.19x the trials of 1, "
                                                          "benchmarks/results/jobs_throughput.txt)")
-    ap.add_argument("--rescore", type=int, default=3, metavar="K",
+    ap.add_argument("--rescore", type=int, default=0, metavar="K",
                     help="export --rescore K: pick each row's model among the top K by the mean of 2 fresh "
-                         "validation runs (default 3, docs/search-record.md change 12; 0: by the search's one run)")
-    ap.add_argument("--starts", type=int, default=0, metavar="N",
-                    help="run --starts N: warm-start trials first (search v15: 6; docs/search-record.md change 19)")
+                         "validation runs (docs/search-record.md change 12; default 0, as export's: by the "
+                         "search's one run)")
+    ap.add_argument("--starts", type=int, default=6, metavar="N",
+                    help="run --starts N: warm-start trials first (default 6, run's own; docs/search-record.md "
+                         "change 19)")
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
@@ -133,7 +137,7 @@ def main() -> None:
         t0 = time.time()
         out = cli("run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
                   "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs),
-                  *(["--starts", str(a.starts)] if a.starts else []), log=log)
+                  "--starts", str(a.starts), log=log)
         search_file.write_text(json.dumps({"wall_s": round(time.time() - t0), "stdout": out}))
     search = json.loads(search_file.read_text())
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
@@ -204,7 +208,7 @@ def main() -> None:
              f"{time.strftime('%Y-%m-%d')})", "",
              f"Search: `archsearch run --budget {a.budget} --epochs 15 --trials {a.trials} --timeout "
              f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}"
-             f"{f' --starts {a.starts}' if a.starts else ''}`: N = {len(trials)} trials in "
+             f" --starts {a.starts}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
              f"Pick: `archsearch export --study {a.study} --max-params SIZE"
@@ -234,27 +238,34 @@ def main() -> None:
 
 
 def ship(results: list[dict], a) -> None:
-    """One preset per retrained trial, smallest first, with the rows it dominates."""
-    by_trial: dict[int, dict] = {}
-    for r in (r for r in results if r["trial"] is not None):
-        by_trial.setdefault(r["trial"], {**r, "rows": []})["rows"] += [r["row"]] if r["beats"] else []
+    """One preset per retrained trial, with every row it dominates (not only the rows it was
+    picked for: a smaller, more accurate model dominates a larger seed too). Presets of other
+    studies stay: a name a user has trained from keeps working."""
+    by_trial = {r["trial"]: r for r in results if r["trial"] is not None}
+    source = f"archsearch study {a.study} trial"
+    kept = [p for p in json.loads(FOUND_FILE.read_text()) if not p["source"].startswith(source + " ")] \
+        if FOUND_FILE.exists() else []
     presets = []
-    for t in sorted(by_trial.values(), key=lambda r: r["params"]):
+    for t in by_trial.values():
         cfg = json.loads((Path(t["export"]) / "config.json").read_text())
         trained = json.loads((a.work / f"train-trial{t['trial']}.json").read_text())
+        rows = [r["row"] for r in results if t["params"] <= r["size"] and t["mean"] >= r["target"]]
+        name = found_name("mnist", t["params"])
         presets.append({
-            "name": found_name("mnist", t["params"]), "params": t["params"], "genome": cfg["genome"],
-            "train": cfg["train"],
-            "source": f"archsearch study {a.study} trial {t['trial']} (benchmarks/beat_seeds.py)",
+            "name": name, "params": t["params"], "genome": cfg["genome"], "train": cfg["train"],
+            "source": f"{source} {t['trial']} (benchmarks/beat_seeds.py)",
             "measured": {"test_acc_mean": round(t["mean"], 4), "test_acc_std": round(t["std"], 4),
                          "test_accs": [round(x, 4) for x in t["accs"]], "epochs": trained["epochs"],
                          "seeds": trained["seeds"], "epoch_seconds": round(t["epoch_s"], 1),
-                         "device": f"{trained['device']} ({platform.machine()})", "dominates": t["rows"],
-                         "command": f"archsearch train --preset {found_name('mnist', t['params'])} --seeds 3"}})
-    names = [p["name"] for p in presets]
-    assert len(set(names)) == len(names), f"two found models share a name: {names}"
-    FOUND_FILE.write_text(json.dumps(presets, indent=1) + "\n")
-    print(f"shipped {len(presets)} presets to {FOUND_FILE.relative_to(ROOT)}: {', '.join(names)}")
+                         "device": f"{trained['device']} ({platform.machine()})", "dominates": rows,
+                         "command": f"archsearch train --preset {name} --seeds 3"}})
+    clash = {p["name"] for p in presets} & {p["name"] for p in kept}
+    if clash:
+        sys.exit(f"--ship: {', '.join(sorted(clash))} already shipped from another study; remove it from "
+                 f"{FOUND_FILE.relative_to(ROOT)} first if this search's model should replace it")
+    FOUND_FILE.write_text(json.dumps(sorted(kept + presets, key=lambda p: p["params"]), indent=1) + "\n")
+    print(f"shipped {len(presets)} presets to {FOUND_FILE.relative_to(ROOT)} ({len(kept)} of other studies "
+          f"kept): {', '.join(p['name'] for p in presets)}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,16 @@ def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
                                                          "seed-11588"]
 
 
+def test_no_more_trials_are_queued_than_the_run_takes(tmp_path, blobs):
+    s = Settings(dataset=blobs, budget=12000, epochs=2, val_size=200, train_size=800)
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    for name, starts, trials, queued in [("a", 3, 4, ["vgg"] * 3 + ["seed-4232"]), ("b", 6, 2, ["vgg"] * 2),
+                                         ("c", 0, 2, ["seed-4232", "seed-7932"])]:
+        study, _ = open_study(storage, name, s, presets=True, starts=starts, trials=trials)
+        waiting = study.get_trials(states=(TrialState.WAITING,))
+        assert [t.user_attrs.get("start", t.user_attrs.get("preset")) for t in waiting] == queued, name
+
+
 def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, budget=12000, starts=3, prune=False)
     waiting = study.get_trials(states=(TrialState.WAITING,))
