@@ -92,7 +92,7 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
 # missing it: v9-v13 sampled same-padded all-3x3 nets 28 times, 25 with dropout 0.06-0.14; v14
 # 9 times, all with dropout, 8 pruned; yet at 7,881 params and no dropout it retrains at 99.47%
 # on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). Recipe: round values of
-# what the four shipped presets share (found_presets.json: Nesterov, batch 64, lr 0.02-0.04,
+# what v6's four presets share (found_presets.json: Nesterov, batch 64, lr 0.02-0.04,
 # weight decay 4-4.6e-5, label smoothing ~0.01). The size is left to SizeSweep, so the starts
 # spread over the budget like any other trials (search v15 ran with 6: trials 0-5 at 22, 11,
 # 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19).
