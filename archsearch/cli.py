@@ -219,7 +219,7 @@ def cmd_run(args) -> int:
 
     from dataclasses import asdict
 
-    from . import search, signals, workers
+    from . import search, signals, studies, workers
     from .data import load
     from .export import artifact_dir
     if args.prune and args.epochs <= args.min_rung:
@@ -227,7 +227,7 @@ def cmd_run(args) -> int:
                         f"use --epochs > {args.min_rung} or --no-prune")
     device, precision = device_and_precision(args)
     name = args.study or search.default_study_name(args.dataset, args.budget)
-    url = args.storage or search.default_storage(name)
+    url = args.storage or studies.default_storage(name)
     settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
                                min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
@@ -242,14 +242,14 @@ def cmd_run(args) -> int:
                         f"would have nothing to do; use --jobs {args.trials} or fewer")
     signals.stop_on_signals()
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our trial lines say what its warnings would
-    storage = search.open_storage(url, writer=True)
+    storage = studies.open_storage(url, writer=True)
     study, created = search.open_study(storage, name, settings, presets=args.presets, starts=args.starts,
                                        trials=args.trials)
     if created:
         study.set_user_attr("num_classes", data.num_classes)
     weights_dir = artifact_dir(url, name)
     done = search.finished_count(study)
-    print(f"study {name!r} in {search.mask_url(url)}: {'created' if created else 'resumed'}, {done} of "
+    print(f"study {name!r} in {studies.mask_url(url)}: {'created' if created else 'resumed'}, {done} of "
           f"{args.trials} trials finished; budget {args.budget:,} params, {args.epochs} epochs, "
           f"{len(data.train_x):,} training / {len(data.val_x):,} validation images, {device} {precision}; "
           f"pruning at epochs {settings.rungs or 'off'}" + (f"; {args.jobs} workers" if args.jobs > 1 else ""),
@@ -262,7 +262,7 @@ def cmd_run(args) -> int:
         bar.write(t if isinstance(t, str) else search.trial_line(t), file=sys.stdout)
         bar.update(0 if isinstance(t, str) or not search.counts(t) else 1)
 
-    shown = [search.mask_url(a) if "://" in a else a for a in sys.argv[2:]]  # no password on the screen
+    shown = [studies.mask_url(a) if "://" in a else a for a in sys.argv[2:]]  # no password on the screen
     resume = f"archsearch run {' '.join(shown)}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
         if args.jobs == 1:
@@ -272,7 +272,7 @@ def cmd_run(args) -> int:
             del data  # each worker loads its own copy
             spec = {"settings": asdict(settings), "data_dir": args.data_dir, "url": url, "study": name,
                     "precision": precision, "compile": args.compile, "weights_dir": weights_dir,
-                    "trials": args.trials, "timeout": args.timeout, "grace_s": search.GRACE_S,
+                    "trials": args.trials, "timeout": args.timeout, "grace_s": studies.GRACE_S,
                     "devices": workers.devices(str(device), args.jobs),
                     "threads": workers.threads_per_worker(args.jobs)}
             codes = workers.run_workers(spec, args.jobs, on_trial, study)
@@ -288,11 +288,11 @@ def cmd_run(args) -> int:
               f"and will be re-run; resume with: {resume}", file=sys.stderr)
         return 143 if term else 130
     bar.close()
-    rows = search.front(study)
+    rows = studies.front(study)
     print(f"\nPareto front ({len(rows)} trials) of {search.finished_count(study)} finished:")
     print(_front_table(rows))
-    flags = f"--study {name}" + (f" --storage {search.mask_url(url)}" if args.storage else "")
-    print(f"\nstudy: {name} in {search.mask_url(url)} (trained weights in {weights_dir}/)")
+    flags = f"--study {name}" + (f" --storage {studies.mask_url(url)}" if args.storage else "")
+    print(f"\nstudy: {name} in {studies.mask_url(url)} (trained weights in {weights_dir}/)")
     print(f"next: archsearch dashboard {flags}\n      archsearch pareto {flags}\n"
           f"      archsearch export {flags} [--max-params N] --out DIR")
     return 0
@@ -300,7 +300,7 @@ def cmd_run(args) -> int:
 
 def open_existing_study(args):
     """(study, storage URL) for --study/--storage of a study that exists; never creates one."""
-    from . import search
+    from . import studies
     name, url = args.study, args.storage
     if not url:
         present = sorted(p.stem for p in Path("studies").glob("*.db"))
@@ -309,26 +309,26 @@ def open_existing_study(args):
                 raise UserError(f"{len(present)} studies in studies/ ({', '.join(present) or 'none'}); "
                                 f"name one with --study (and --storage URL if it lives elsewhere)")
             name = present[0]
-        url = search.default_storage(name)
-        if not search.sqlite_path(url).exists():
+        url = studies.default_storage(name)
+        if not studies.sqlite_path(url).exists():
             raise UserError(f"no study {name!r} in studies/; studies there: {', '.join(present) or 'none'} "
                             f"(give --storage URL for a study elsewhere)")
-    db = search.sqlite_path(url)
+    db = studies.sqlite_path(url)
     if db is not None and not db.is_file():
         raise UserError(f"no study database {db}; check the --storage path")
-    storage = search.open_storage(url)
+    storage = studies.open_storage(url)
     if not name:
-        names = search.study_names(storage)
+        names = studies.study_names(storage)
         if len(names) != 1:
             raise UserError(f"{len(names)} studies in this storage; pick one with --study: {', '.join(names)}")
         name = names[0]
-    return search.load_study(storage, name), url
+    return studies.load_study(storage, name), url
 
 
 def cmd_pareto(args) -> int:
-    from . import search
+    from . import studies
     study, _ = open_existing_study(args)
-    rows = search.front(study)
+    rows = studies.front(study)
     if args.json:
         print(json.dumps([{k: r[k] for k in ("trial", "params", "flops", "val_acc", "test_acc", "epochs")}
                           for r in rows]))
@@ -425,7 +425,7 @@ def retrain(args, study, t) -> tuple[dict, float, dict]:
 
 
 def cmd_dashboard(args) -> int:
-    from . import dashboard, search
+    from . import dashboard, studies
     from .export import artifact_dir
     from .signals import stop_on_signals
     study, url = open_existing_study(args)
@@ -437,7 +437,7 @@ def cmd_dashboard(args) -> int:
     dashboard.refresh(study)
     stop_on_signals()
     host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"optuna-dashboard for {search.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
+    print(f"optuna-dashboard for {studies.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
           f"(study {study.study_name!r}); Ctrl-C stops it", flush=True)
     try:  # bottle's server returns on Ctrl-C by itself; SIGTERM arrives as Terminated
         dashboard.serve(study._storage, args.host, args.port, artifact_dir(url, study.study_name))
@@ -564,11 +564,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         ap.print_help()
         return 2
-    from .data import DataError
-    from .genome import GenomeError
     try:
         return args.func(args)
-    except (UserError, GenomeError, DataError, ValueError) as e:  # SearchError is a ValueError
+    except (UserError, ValueError) as e:  # GenomeError, DataError and SearchError are ValueErrors
         print(f"archsearch {args.command}: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

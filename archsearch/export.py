@@ -15,14 +15,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
-import torch
 from optuna.trial import TrialState
 
 from . import __version__
 from .genome import Genome, TrainConfig
 from .model import count_flops, count_params, ops
+
+if TYPE_CHECKING:  # torch is imported where weights are handled: choosing a trial needs none
+    import torch
 
 FILES = ("config.json", "model.py", "weights.pt")
 
@@ -52,6 +55,7 @@ def state_dict_cpu(model: torch.nn.Module) -> dict:
 
 def save_weights(trial: optuna.Trial, model: torch.nn.Module, folder: Path) -> str:
     """Store the model's state_dict as an artifact of `trial`; returns the artifact id."""
+    import torch
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"trial{trial.number}-weights.pt"
         torch.save(state_dict_cpu(model), path)
@@ -64,6 +68,7 @@ def load_weights(trial: optuna.trial.FrozenTrial, folder: Path) -> dict | None:
     art = trial.user_attrs.get("weights_artifact")
     if not art or not (folder / art).is_file():
         return None
+    import torch
     return torch.load(folder / art, map_location="cpu", weights_only=True)
 
 
@@ -103,6 +108,7 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
 # What is written ---------------------------------------------------------------------------
 
 def config(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict:
+    import torch
     a, settings = t.user_attrs, study.user_attrs.get("settings", {})
     return {
         "name": f"{study.study_name}-trial{t.number}",
@@ -184,6 +190,7 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path]:
     """Write the three files; all or nothing. Returns their paths."""
+    import torch
     check_out_dir(out, force)
     genome = Genome.from_dict(cfg["genome"])
     TrainConfig.from_dict(cfg["train"])  # refuse a config train --config could not read

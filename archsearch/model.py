@@ -12,10 +12,12 @@ inference and the rest is a few percent of a conv's work.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .genome import Conv, Genome, Linear, Pool, trace
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def ops(g: Genome) -> list[Op]:
 
 def build_model(g: Genome) -> nn.Sequential:
     """CPU fp32 module; device, dtype and memory format are the trainer's business."""
+    from torch import nn  # here, not at the top: counting and tables need no torch (studies.py says why)
     return nn.Sequential(*[getattr(nn, op.module)(*op.args, **op.kwargs) for op in ops(g)])
 
 

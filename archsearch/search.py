@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from datetime import datetime, timedelta
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -27,23 +26,13 @@ from .model import count_flops, count_params
 from .presets import PRESETS
 from .pruning import keeps, rungs
 from .signals import raise_if_stopped
+from .studies import SearchError, study_names
 from .train import TrainingDiverged, evaluate, fit
 
 METRICS = ["val_accuracy", "params"]
 # Faults of one trial's own making: it ends FAIL with the reason, the search goes on.
 TRAINING_FAULTS = (TrainingDiverged, torch.cuda.OutOfMemoryError)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-# A trial silent for GRACE_S seconds belongs to a dead worker: it is failed and queued again.
-# Tens of seconds, so that a user who restarts after a crash sees it happen; its heartbeat
-# is written every GRACE_S / 3. ARCHSEARCH_GRACE_S changes it (tests use a few seconds).
-GRACE_S = int(os.environ.get("ARCHSEARCH_GRACE_S", "30"))
-HEARTBEAT_S = max(1, GRACE_S // 3)
-
-
-class SearchError(ValueError):
-    """A run that cannot start as asked (bad storage, mismatched settings, ...)."""
 
 
 class Surplus(Exception):
@@ -82,93 +71,6 @@ def default_study_name(dataset: str, budget: int) -> str:
     return f"{Path(dataset).stem if dataset.endswith('.npz') else dataset}-b{budget}"
 
 
-def default_storage(study: str) -> str:
-    return f"sqlite:///studies/{study}.db"
-
-
-def mask_url(url: str) -> str:
-    """postgresql://user:secret@host/db -> postgresql://user:***@host/db"""
-    from sqlalchemy.engine import make_url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url
-
-
-def redact(text: str, url: str) -> str:
-    """`text` (say, a driver's error message) with the URL's password replaced by ***."""
-    from sqlalchemy.engine import make_url
-    try:
-        password = make_url(url).password
-    except Exception:
-        return text
-    return text.replace(str(password), "***") if password else text
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a sqlite:/// URL, else None."""
-    return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
-
-
-class HeartbeatStorage(optuna.storages.RDBStorage):
-    """RDBStorage whose stale trials include the *silent* ones: RUNNING, no heartbeat ever,
-    started more than 2 grace periods ago.
-
-    Optuna skips a trial that never wrote a heartbeat, but a worker killed between
-    creating a trial and its heartbeat thread's first beat (while the sampler picks the
-    parameters) leaves exactly that, and a rerun waited for it forever (seen in CI:
-    tests/test_workers.py kills a run as soon as a trial is RUNNING). Twice the grace
-    period, because a live trial is silent only while it is being sampled (seconds).
-    """
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        from optuna.storages._rdb import models  # Optuna's own tables (optuna >= 4)
-        from optuna.storages._rdb.storage import _create_scoped_session
-        cutoff = datetime.now() - timedelta(seconds=2 * self.grace_period)  # datetime_start: local, naive
-        T = models.TrialModel
-        with _create_scoped_session(self.scoped_session) as session:  # one query, no per-trial loads
-            never_beat = session.query(T).filter(T.study_id == study_id, T.state == TrialState.RUNNING,
-                                                 ~T.heartbeats.any()).all()
-            # datetime_start is a property (local time), not a column: compared here, on the few rows left
-            silent = [t.trial_id for t in never_beat if t.datetime_start is not None and t.datetime_start < cutoff]
-        return super()._get_stale_trial_ids(study_id) + silent  # disjoint: Optuna's stale ones have a heartbeat
-
-
-def open_storage(url: str, writer: bool = False):
-    """An RDBStorage with heartbeats (dead workers' trials are failed and retried).
-
-    writer=True (a search) switches SQLite to WAL, so that several workers and
-    readers (dashboard, pareto, export) do not block each other; readers leave the
-    file as it is."""
-    path = sqlite_path(url)
-    if path is not None:
-        folder = path.parent if str(path.parent) else Path(".")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SearchError(f"cannot create {folder} for the study database ({e.strerror}); use --storage") from None
-        if not os.access(folder, os.W_OK):
-            raise SearchError(f"{folder} is not writable; choose another place with --storage sqlite:///PATH.db")
-    try:
-        # A busy timeout (seconds) lets concurrent readers/writers wait instead of failing.
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        storage = HeartbeatStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-        if writer and path is not None:
-            with storage.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA journal_mode=WAL")
-        return storage
-    except ImportError as e:  # Optuna wraps the driver's ModuleNotFoundError
-        missing = getattr(e.__cause__, "name", None) or "its driver"
-        extra = "pip install 'archsearch[postgres]'" if url.startswith("postgres") else f"install {missing}"
-        raise SearchError(f"the database driver for {mask_url(url).split(':')[0]} storage is not installed "
-                          f"(no module {missing!r}); {extra}") from None
-    except Exception as e:
-        reason = redact(str(e).splitlines()[0][:160] if str(e) else type(e).__name__, url)
-        raise SearchError(f"cannot open storage {mask_url(url)}: {reason}") from None
-
-
 def make_sampler(name: str, seed: int, rescale_every: int = 0):
     """The named sampler for layouts and recipes; model sizes sweep the budget, and every
     `rescale_every`-th trial reruns a front model at its size (space.SizeSweep)."""
@@ -184,17 +86,6 @@ def make_sampler(name: str, seed: int, rescale_every: int = 0):
     else:
         raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
     return space.SizeSweep(base, every=rescale_every)
-
-
-def study_names(storage) -> list[str]:
-    return sorted(s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False))
-
-
-def load_study(storage, name: str, sampler=None) -> optuna.Study:
-    names = study_names(storage)
-    if name not in names:
-        raise SearchError(f"no study {name!r} in this storage; studies present: {', '.join(names) or 'none'}")
-    return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
 
 
 def open_study(storage, name: str, settings: Settings, presets: bool = True, starts: int = 0,
@@ -365,17 +256,6 @@ def trial_line(t: optuna.trial.FrozenTrial) -> str:
     elif "fail_reason" in a:
         state = f"FAIL: {a['fail_reason']}"
     return f"#{t.number:<4} {a.get('params', 0):>7,} params  {acc_s}  {state}  ({secs:.0f} s){name}"
-
-
-def front(study: optuna.Study) -> list[dict]:
-    """The Pareto front of COMPLETE trials, smallest first."""
-    rows = []
-    for t in study.best_trials:
-        a = t.user_attrs
-        rows.append({"trial": t.number, "params": int(t.values[1]), "flops": a.get("flops"),
-                     "val_acc": t.values[0], "test_acc": a.get("test_acc"), "epochs": a.get("epochs_run"),
-                     "preset": a.get("preset"), "arch": a.get("arch")})
-    return sorted(rows, key=lambda r: r["params"])
 
 
 REFRESH_EVERY = 3  # trials between redraws of the dashboard figures (a redraw reads every trial: ~0.1 s)

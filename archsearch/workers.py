@@ -40,7 +40,7 @@ def worker(spec: dict, index: int) -> None:
     import optuna
     import torch
 
-    from . import search
+    from . import search, studies
     from .data import load
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     torch.set_num_threads(spec["threads"])
@@ -48,9 +48,9 @@ def worker(spec: dict, index: int) -> None:
         s = search.Settings(**spec["settings"])
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
-        storage = search.open_storage(spec["url"], writer=True)
+        storage = studies.open_storage(spec["url"], writer=True)
         sampler = search.make_sampler(s.sampler, s.seed + index, s.rescale_every)
-        study = search.load_study(storage, spec["study"], sampler=sampler)
+        study = studies.load_study(storage, spec["study"], sampler=sampler)
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
         search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
     except KeyboardInterrupt as e:

@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from archsearch import search, space  # noqa: E402
+from archsearch import search, space, studies  # noqa: E402
 
 
 def fixed_trials(n: int, epochs: int) -> list[dict]:
@@ -43,7 +43,7 @@ def one(jobs: int, a, params: list[dict]) -> tuple[float, float]:
         url = f"sqlite:///{d}/s.db"
         s = search.Settings(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
                             train_size=a.train_size, seed=0, prune=False, sampler="random")
-        study, _ = search.open_study(search.open_storage(url, writer=True), "bench", s, presets=False)
+        study, _ = search.open_study(studies.open_storage(url, writer=True), "bench", s, presets=False)
         for p in params:
             study.enqueue_trial(p)
         cmd = [sys.executable, "-m", "archsearch", "run", "--budget", str(a.budget), "--trials", str(a.trials),

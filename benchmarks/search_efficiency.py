@@ -25,7 +25,7 @@ import warnings
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from archsearch import search  # noqa: E402
+from archsearch import search, studies  # noqa: E402
 from archsearch.pruning import hypervolume  # noqa: E402
 from archsearch.data import default_data_dir, load  # noqa: E402
 from archsearch.train import default_precision, resolve_device  # noqa: E402
@@ -42,7 +42,7 @@ def one(kind: str, a, folder: str) -> dict:
     default = kind == "archsearch"
     s = search.Settings(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
                         train_size=a.train_size, seed=a.seed, prune=default, sampler="tpe" if default else "random")
-    storage = search.open_storage(f"sqlite:///{folder}/{kind}.db")
+    storage = studies.open_storage(f"sqlite:///{folder}/{kind}.db")
     study, _ = search.open_study(storage, kind, s, presets=default)
     search.run(study, search.Objective(s, data, precision), n_trials=10 ** 6, timeout=a.minutes * 60)
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]

@@ -66,3 +66,16 @@ def test_train_json_on_a_real_mnist_slice(mnist, tmp_path):
 def test_python_dash_m_and_version():
     r = cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("archsearch ")
+
+
+@pytest.mark.parametrize("args", [["presets"], ["show", "--preset", "seed-7932"], ["pareto", "--study", "nope"],
+                                  ["export", "--study", "nope"], ["dashboard", "--study", "nope"]])
+def test_commands_that_train_nothing_never_import_torch(tmp_path, args):
+    # Importing torch costs seconds (3.9 s on the 2-core CI machine); listing, tables, the front
+    # and every mistake found before any weights are touched answer without it (studies.py).
+    code = ("import sys; from archsearch.cli import main; code = main(sys.argv[1:]); "
+            "print('torch' in sys.modules); sys.exit(code)")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "ARCHSEARCH_OFFLINE": "1"}, timeout=120)
+    assert r.returncode in (0, 2), r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False", (args, r.stdout[-300:], r.stderr)

@@ -7,9 +7,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from archsearch import search, space
+from archsearch import search, space, studies
 from archsearch.data import load
-from archsearch.search import Objective, SearchError, Settings, open_storage, open_study
+from archsearch.search import Objective, Settings, open_study
+from archsearch.studies import SearchError, open_storage
 
 from conftest import write_blobs_npz
 
@@ -48,7 +49,7 @@ def test_study_shape_budget_and_trial_records(tmp_path, blobs):
         else:
             assert t.state == TrialState.PRUNED and a["pruned_at"] == 1 and len(a["curve"]) == 1
     assert any(t.state == TrialState.COMPLETE for t in trials)
-    rows = search.front(study)
+    rows = studies.front(study)
     assert rows and all(r["params"] <= 6000 for r in rows)
 
 
@@ -112,7 +113,7 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
 
 
 def test_password_is_masked():
-    assert search.mask_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
+    assert studies.mask_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
 
 
 def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path, blobs):
@@ -130,7 +131,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_search_goes_on(tmp_path
 def test_a_trial_that_never_beat_is_failed_and_retried_after_two_grace_periods(tmp_path):
     # A worker killed after creating its trial but before the first heartbeat leaves a
     # RUNNING trial with no heartbeat; Optuna alone never fails it and a rerun waited forever.
-    storage = search.HeartbeatStorage(
+    storage = studies.HeartbeatStorage(
         f"sqlite:///{tmp_path}/h.db", heartbeat_interval=1, grace_period=1,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     study = optuna.create_study(storage=storage, directions=["maximize", "minimize"])

@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 
-from archsearch import search
+from archsearch import search, studies
 from conftest import ROOT, write_blobs_npz
 from test_cli import cli
 from test_run_cli import quick, training_trials
@@ -153,7 +153,7 @@ def test_workers_share_a_postgresql_study_and_the_password_is_never_shown(tmp_pa
                 "--trials", "2", "--jobs", "2"]
     more = subprocess.Popen([sys.executable, "-m", "archsearch", *long_run], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    running = lambda: "pg2" in search.study_names(url) and optuna.load_study(study_name="pg2", storage=url) \
+    running = lambda: "pg2" in studies.study_names(url) and optuna.load_study(study_name="pg2", storage=url) \
         .get_trials(states=(optuna.trial.TrialState.RUNNING,))
     assert wait_for(running)
     more.send_signal(signal.SIGINT)
