@@ -190,7 +190,6 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path]:
     """Write the three files; all or nothing. Returns their paths."""
-    import torch
     check_out_dir(out, force)
     genome = Genome.from_dict(cfg["genome"])
     TrainConfig.from_dict(cfg["train"])  # refuse a config train --config could not read
@@ -202,6 +201,7 @@ def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path
     try:
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         (tmp / "model.py").write_text(model_source(genome, cfg["name"], cfg.get("normalize")))
+        import torch
         torch.save(weights, tmp / "weights.pt")
         if not out.exists():
             tmp.rename(out)
