@@ -10,7 +10,7 @@ import time
 import optuna
 import pytest
 
-from archsearch import search, studies
+from archsearch import studies
 from conftest import ROOT, write_blobs_npz
 from test_cli import cli
 from test_run_cli import quick, training_trials
