@@ -56,6 +56,8 @@ class Settings:
     size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
     rescale_every: int = 0  # every Nth trial reruns a front model's layout at a new size (0: never; space.SizeSweep).
                             # Off by default: search v8 (N = 3) did not beat v6 (docs/search-record.md, change 11)
+    prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
+                                # (docs/search-record.md, change 20)
 
     @property
     def rungs(self) -> list[int]:
@@ -64,7 +66,7 @@ class Settings:
 
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
-LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0}
+LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -201,7 +203,7 @@ class Objective:
             trial.set_user_attr("curve", curve)
             trial.set_user_attr("epochs_run", epoch)
             trial.set_user_attr("epoch_seconds", round((time.perf_counter() - t0) / epoch, 3))
-            if epoch in self.s.rungs:
+            if epoch in self.s.rungs and (self.s.prune_starts or "start" not in trial.user_attrs):
                 peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
                          for t in trial.study.get_trials(deepcopy=False)
                          if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]

@@ -112,6 +112,31 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
     assert first[0].user_attrs["params"] != first[1].user_attrs["params"]
 
 
+@pytest.mark.parametrize("prune_starts", [False, True])
+def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_starts):
+    s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune_starts=prune_starts)
+    # Four finished trials, smaller and at least as accurate at epoch 1 as anything can be:
+    # any trial ranked against them at the rung is dominated and in the bottom 2/3.
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[100.0, 500],
+                                                  user_attrs={"params": 500, "curve": [100.0, 100.0]}))
+    search.run(study, obj, 6, None)
+    starts = [t for t in study.get_trials() if "start" in t.user_attrs]
+    assert len(starts) == 2
+    if prune_starts:  # as before change 20, and as studies made before it resume
+        assert all(t.state == TrialState.PRUNED and t.user_attrs["pruned_at"] == 1 for t in starts)
+    else:
+        assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2 for t in starts)
+
+
+def test_a_study_made_before_prune_starts_resumes_pruning_its_starts(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "prune_starts"})
+    with pytest.raises(SearchError, match=r"prune_starts=True \(you gave False\)"):
+        open_study(storage, "t", s)
+    assert not open_study(storage, "t", replace(s, prune_starts=True))[1]
+
+
 def test_password_is_masked():
     assert studies.mask_url("postgresql://me:secret@db:5432/x") == "postgresql://me:***@db:5432/x"
 
