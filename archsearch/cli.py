@@ -439,7 +439,7 @@ def cmd_dashboard(args) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"optuna-dashboard for {studies.mask_url(url)} at http://{host}:{args.port}/dashboard/ "
           f"(study {study.study_name!r}); Ctrl-C stops it", flush=True)
-    try:  # bottle's server returns on Ctrl-C by itself; SIGTERM arrives as Terminated
+    try:  # Ctrl-C arrives as KeyboardInterrupt, SIGTERM as Terminated (signals.py)
         dashboard.serve(study._storage, args.host, args.port, artifact_dir(url, study.study_name))
     except KeyboardInterrupt:
         pass

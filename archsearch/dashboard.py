@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import socket
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna
 import plotly.graph_objects as go
@@ -19,6 +20,7 @@ from plotly.colors import sample_colorscale
 from .genome import Genome, TrainConfig
 from .model import count_flops, count_params, layer_table
 from .pruning import hypervolume
+from .signals import raise_if_stopped
 
 FIGURES = ("front", "curves", "hypervolume")  # graph object ids
 
@@ -137,8 +139,30 @@ def check_port(host: str, port: int) -> None:
         s.bind((host, port))
 
 
+class _Server(WSGIServer):
+    timeout = 0.5  # seconds handle_request waits for a request before the loop checks for a signal
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(WSGIRequestHandler):
+    def address_string(self):  # no reverse DNS lookup per request
+        return self.client_address[0]
+
+
 def serve(storage, host: str, port: int, artifact_folder=None) -> None:
-    """Blocks until Ctrl-C (KeyboardInterrupt propagates)."""
-    from optuna_dashboard import run_server
+    """Serve optuna-dashboard until Ctrl-C or SIGTERM (KeyboardInterrupt propagates).
+
+    Our own request loop, not optuna_dashboard.run_server's serve_forever: a signal whose
+    KeyboardInterrupt Python swallowed (raised inside a finalizer, see signals.py) left
+    that loop serving for good (CI: the dashboard ignored SIGINT). This loop checks
+    every half second."""
+    from optuna_dashboard import wsgi
     store = optuna.artifacts.FileSystemArtifactStore(str(artifact_folder)) if artifact_folder else None
-    run_server(storage, host=host, port=port, artifact_store=store)
+    app = wsgi(storage, artifact_store=store)
+    with make_server(host, port, app, _Server6 if ":" in host else _Server, _Handler) as server:
+        while True:
+            raise_if_stopped()
+            server.handle_request()
