@@ -107,8 +107,6 @@ def test_busy_port_is_one_line_naming_the_port(study_dir):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-
-
 def test_a_swallowed_signal_still_stops_the_server(study_dir):
     # A KeyboardInterrupt raised inside a finalizer is swallowed by Python (signals.py); the
     # server must still notice the recorded signal. optuna_dashboard.run_server's loop never
