@@ -486,10 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at each rung a trial continues if its accuracy is in the top 1/eta of the N trials "
                         "nearest its size (default 12; 0: ranked against every trial at the rung by Pareto "
                         "front, as in studies made before this option)")
-    p.add_argument("--rescale-every", type=nonnegative_int, default=0, metavar="N",
+    p.add_argument("--rescale-every", type=nonnegative_int, default=3, metavar="N",
                    help="from trial 20 on, every Nth trial reruns the layout and recipe of the front model "
-                        "nearest its size at that size, to fill gaps in the front (default 0: never; search v8 "
-                        "tried 3 and did not beat the default, docs/search-record.md)")
+                        "nearest its size at that size, to fill gaps in the front (default 3; 0: never, as in "
+                        "studies made before search v19, docs/search-record.md change 21)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="worker processes on this machine sharing the study (CPU cores are split between them; "
                         "several GPUs are used round robin)")

@@ -54,8 +54,9 @@ class Settings:
     min_peers: int = 4    # trials that must reach a rung before anyone is pruned there
     sampler: str = "tpe"
     size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
-    rescale_every: int = 0  # every Nth trial reruns a front model's layout at a new size (0: never; space.SizeSweep).
-                            # Off by default: search v8 (N = 3) did not beat v6 (docs/search-record.md, change 11)
+    rescale_every: int = 3  # every Nth trial reruns a front model's layout at a new size (0: never; space.SizeSweep).
+                            # On again since the warm starts: they make the front, and in v18 nothing completed
+                            # between two of them, 6.4k and 9.3k params (docs/search-record.md, change 21)
     prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
                                 # (docs/search-record.md, change 20)
 
