@@ -49,7 +49,7 @@ def worker(spec: dict, index: int) -> None:
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
         storage = studies.open_storage(spec["url"], writer=True)
-        sampler = search.make_sampler(s.sampler, s.seed + index, s.rescale_every)
+        sampler = search.make_sampler(s.sampler, s.seed + index + spec.get("seed_offset", 0), s.rescale_every)
         study = studies.load_study(storage, spec["study"], sampler=sampler)
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
         search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
@@ -57,20 +57,39 @@ def worker(spec: dict, index: int) -> None:
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
 
 
+def crashed(code: int | None) -> bool:
+    """A worker's exit code says it crashed (killed by a signal, e.g. the OOM killer's 9, or an
+    error), not that it finished (0) or was stopped by Ctrl-C / SIGTERM (130, 143)."""
+    return code is not None and code not in (0, 130, 143)
+
+
 def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> list[int]:
     """Start `jobs` workers, report each newly finished trial of `study` through on_trial,
     redraw the dashboard figures every few trials (one writer of them, not N), and
-    return the workers' exit codes. On KeyboardInterrupt (Ctrl-C / Terminated) the
-    signal is passed on, the workers are waited for, and the interrupt re-raised."""
+    return the workers' exit codes. A worker that crashes is started again in its place,
+    `jobs` times at most per run (a crash that repeats stops there): in search v17 one of
+    two workers died 5 minutes in and the rest of the 85 minutes ran on one
+    (docs/search-record.md). On KeyboardInterrupt (Ctrl-C / Terminated) the signal is
+    passed on, the workers are waited for, and the interrupt re-raised."""
     from optuna.trial import TrialState
 
     from .dashboard import refresh
     from .search import REFRESH_EVERY
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch/OpenMP or DB state
-    procs = [ctx.Process(target=worker, args=(spec, i), name=f"archsearch-worker-{i}") for i in range(jobs)]
+
+    def process(i: int, restarts: int):
+        # A restarted worker gets a new sampler seed, so that it does not redraw its predecessor's
+        # trials, and what is left of the run's timeout (s), not all of it again.
+        left = None if spec["timeout"] is None else spec["timeout"] - (time.time() - started)
+        return ctx.Process(target=worker, args=({**spec, "seed_offset": restarts * jobs, "timeout": left}, i),
+                           name=f"archsearch-worker-{i}")
+
+    started = time.time()
+    procs = [process(i, 0) for i in range(jobs)]
+    restarts = 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     seen = {t.number for t in study.get_trials(deepcopy=False, states=ended)}
-    dead: set[int] = set()
+    dead: set = set()  # processes already reported
 
     def report() -> None:
         new = [t for t in study.get_trials(deepcopy=False, states=ended) if t.number not in seen]
@@ -79,21 +98,35 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
             on_trial(t)
         if len(seen) // REFRESH_EVERY > (len(seen) - len(new)) // REFRESH_EVERY:
             refresh(study)
+        nonlocal restarts
         for i, p in enumerate(procs):
-            if p.exitcode not in (None, 0) and i not in dead:
-                dead.add(i)
+            if p.exitcode not in (None, 0) and p not in dead:
+                dead.add(p)
                 how = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
                 on_trial(f"worker {i} (pid {p.pid}) ended with {how}; a trial it was running is failed and "
                          f"retried once its heartbeat is {spec['grace_s']} s old")
+                if crashed(p.exitcode) and restarts < jobs and not stopped():
+                    restarts += 1
+                    procs[i] = process(i, restarts)
+                    procs[i].start()
+                    on_trial(f"worker {i} started again as pid {procs[i].pid} (restart {restarts} of at most {jobs})")
+
+    def stopped() -> bool:
+        """The study has its trials or the run its time: a replacement would have nothing to do."""
+        from .search import finished_count
+        return finished_count(study) >= spec["trials"] or (
+            spec["timeout"] is not None and time.time() - started > spec["timeout"])
 
     for p in procs:
         p.start()
     try:
-        while any(p.is_alive() for p in procs):
+        while True:
             time.sleep(poll)
             raise_if_stopped()
-            report()
-        report()
+            alive = any(p.is_alive() for p in procs)
+            report()  # after the check: the trials of workers that have ended are all in the storage
+            if not alive and not any(p.is_alive() for p in procs):  # and none was started again
+                break
         refresh(study)
     except KeyboardInterrupt as e:
         sig = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT

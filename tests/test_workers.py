@@ -71,7 +71,7 @@ def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial(tmp_path, blobs):
+def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial_and_the_worker_restarts(tmp_path, blobs):
     db = tmp_path / "studies" / "blobs-b3000.db"
     p = start(blobs, tmp_path, "--trials", "6", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "6")
     # A RUNNING trial past its first epoch (so in training, all its parameters drawn), and its worker.
@@ -86,13 +86,49 @@ def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial(tmp_path, blob
     os.kill(int(json.loads(worker).split(":")[1]), signal.SIGKILL)
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
-    assert "ended with signal 9" in out
+    assert "ended with signal 9" in out and "worker" in out
+    restarted = [line for line in out.splitlines() if "started again as pid" in line]
+    assert len(restarted) == 1, out  # one crash, one replacement
     study = check_study(db, 6)
     killed = study.trials[number]
     assert killed.state.name == "FAIL"
     retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == killed.params
     assert {t.number: t.values[0] for t in study.trials if t.number in before} == before
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The run's worker processes: its children started by multiprocessing's spawn (Linux /proc)."""
+    out = set()
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/cmdline") as f:
+                spawned = "spawn_main" in f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and spawned:
+            out.add(int(d))
+    return out
+
+
+@pytest.mark.slow
+def test_workers_that_keep_crashing_are_restarted_at_most_jobs_times(tmp_path, blobs):
+    p = start(blobs, tmp_path, "--trials", "20", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "60")
+    killed: set[int] = set()
+    for _ in range(3):  # jobs + 1 crashes: the first two get a replacement, the third does not
+        assert wait_for(lambda: len(worker_pids(p.pid) - killed) == 2), p.communicate(timeout=60)
+        victim = min(worker_pids(p.pid) - killed)
+        os.kill(victim, signal.SIGKILL)
+        killed.add(victim)
+    time.sleep(5)  # the parent polls each second: time to (not) start a third replacement
+    assert len(worker_pids(p.pid) - killed) == 1
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert out.count("ended with signal 9") == 3 and out.count("started again as pid") == 2, out
+    assert "restart 2 of at most 2" in out and "Traceback" not in err
 
 
 @pytest.mark.slow
