@@ -92,13 +92,13 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     dead: set = set()  # processes already reported
 
     def report() -> None:
+        nonlocal restarts
         new = [t for t in study.get_trials(deepcopy=False, states=ended) if t.number not in seen]
         for t in sorted(new, key=lambda t: t.number):
             seen.add(t.number)
             on_trial(t)
         if len(seen) // REFRESH_EVERY > (len(seen) - len(new)) // REFRESH_EVERY:
             refresh(study)
-        nonlocal restarts
         for i, p in enumerate(procs):
             if p.exitcode not in (None, 0) and p not in dead:
                 dead.add(p)
