@@ -231,7 +231,8 @@ def cmd_run(args) -> int:
     settings = search.Settings(dataset=args.dataset, budget=args.budget, epochs=args.epochs, val_size=args.val_size,
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
                                min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
-                               rescale_every=args.rescale_every, prune_starts=args.prune_starts)
+                               rescale_every=args.rescale_every, prune_starts=args.prune_starts,
+                               prune_rescaled=args.prune_rescaled)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -480,6 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="let the pruner cut warm-start trials too (default: they run all epochs, as the same "
                         "start cut at epoch 1 in one search reached 99.40%% in another; studies made before "
                         "this option resume with it)")
+    p.add_argument("--prune-rescaled", action="store_true",
+                   help="let the pruner cut rescaled trials too (default: they run all epochs, as the warm starts "
+                        "do; studies made before this option resume with it)")
     p.add_argument("--no-prune", dest="prune", action="store_false", help="train every trial for all epochs")
     p.add_argument("--eta", type=positive_int, default=3, help="pruning keeps the top 1/eta at each rung (default 3)")
     p.add_argument("--size-peers", type=nonnegative_int, default=12, metavar="N",

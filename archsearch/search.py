@@ -59,6 +59,7 @@ class Settings:
                             # between two of them, 6.4k and 9.3k params (docs/search-record.md, change 21)
     prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
                                 # (docs/search-record.md, change 20)
+    prune_rescaled: bool = False  # nor do rescaled trials: the same slow starters (search v19, change 22)
 
     @property
     def rungs(self) -> list[int]:
@@ -67,7 +68,7 @@ class Settings:
 
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
-LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True}
+LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -197,6 +198,11 @@ class Objective:
             trial.set_user_attr(k, v)
         curve: list[float] = []
         t0 = time.perf_counter()
+        # Copies of a model that trained well over all its epochs run them all too, unless the study
+        # says otherwise. The sampler stores `rescaled_from` after this trial's attrs were read, hence the read.
+        attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
+        exempt = (("start" in attrs and not self.s.prune_starts)
+                  or ("rescaled_from" in attrs and not self.s.prune_rescaled))
 
         def on_epoch_end(epoch: int, val_acc: float) -> None:
             raise_if_stopped()  # a Ctrl-C that Python swallowed (signals.py) stops the trial here
@@ -204,7 +210,7 @@ class Objective:
             trial.set_user_attr("curve", curve)
             trial.set_user_attr("epochs_run", epoch)
             trial.set_user_attr("epoch_seconds", round((time.perf_counter() - t0) / epoch, 3))
-            if epoch in self.s.rungs and (self.s.prune_starts or "start" not in trial.user_attrs):
+            if epoch in self.s.rungs and not exempt:
                 peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
                          for t in trial.study.get_trials(deepcopy=False)
                          if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]

@@ -129,6 +129,27 @@ def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_s
         assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2 for t in starts)
 
 
+@pytest.mark.parametrize("prune_rescaled", [False, True])
+def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, prune_rescaled):
+    s, storage, study, obj = make(tmp_path, blobs, budget=6000, prune_rescaled=prune_rescaled)
+    # Four finished trials that dominate anything at the rung, as above; they are the front,
+    # so every trial rescales one of them (every=1 from trial 0).
+    frac = optuna.distributions.FloatDistribution(*space.SIZE_FRAC, log=True)
+    for _ in range(4):  # 50 params: smaller than any model, so no trial is on the rung's front
+        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[100.0, 50],
+                                                  params={"size_frac": 0.1}, distributions={"size_frac": frac},
+                                                  user_attrs={"params": 50, "curve": [100.0, 100.0]}))
+    study.sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=1, start=0)
+    search.run(study, obj, 8, None)  # the seed preset queued first, the 4 above, 3 sampled
+    ran = [t for t in study.get_trials() if "genome" in t.user_attrs and "curve" in t.user_attrs
+           and "preset" not in t.user_attrs]
+    assert len(ran) >= 2 and all("rescaled_from" in t.user_attrs for t in ran)
+    if prune_rescaled:  # as before change 22, and as studies made before it resume
+        assert all(t.state == TrialState.PRUNED and t.user_attrs["pruned_at"] == 1 for t in ran)
+    else:
+        assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2 for t in ran)
+
+
 def test_a_study_made_before_prune_starts_resumes_pruning_its_starts(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
     study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "prune_starts"})
