@@ -55,8 +55,8 @@ class Settings:
     sampler: str = "tpe"
     size_peers: int = 12  # a trial is ranked among this many trials nearest its size (0: all; pruning.py)
     rescale_every: int = 3  # every Nth trial reruns a front model's layout at a new size (0: never; space.SizeSweep).
-                            # On again since the warm starts: they make the front, and in v18 nothing completed
-                            # between two of them, 6.4k and 9.3k params (docs/search-record.md, change 21)
+                            # On again since the warm starts: they make much of the front, and in v18 nothing
+                            # completed between the 6.4k start and 7.9k params (docs/search-record.md, change 21)
     prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
                                 # (docs/search-record.md, change 20)
     prune_rescaled: bool = False  # nor do rescaled trials: the same slow starters (search v19, change 22)

@@ -89,7 +89,7 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     restarts = 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     seen = {t.number for t in study.get_trials(deepcopy=False, states=ended)}
-    dead: set = set()  # processes already reported
+    dead: set = set()  # the processes whose end was reported
 
     def report() -> None:
         nonlocal restarts
