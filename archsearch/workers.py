@@ -74,17 +74,17 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     from optuna.trial import TrialState
 
     from .dashboard import refresh
-    from .search import REFRESH_EVERY
+    from .search import REFRESH_EVERY, finished_count
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch/OpenMP or DB state
+    started = time.monotonic()
 
     def process(i: int, restarts: int):
         # A restarted worker gets a new sampler seed, so that it does not redraw its predecessor's
         # trials, and what is left of the run's timeout (s), not all of it again.
-        left = None if spec["timeout"] is None else spec["timeout"] - (time.time() - started)
+        left = None if spec["timeout"] is None else spec["timeout"] - (time.monotonic() - started)
         return ctx.Process(target=worker, args=({**spec, "seed_offset": restarts * jobs, "timeout": left}, i),
                            name=f"archsearch-worker-{i}")
 
-    started = time.time()
     procs = [process(i, 0) for i in range(jobs)]
     restarts = 0
     ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -113,9 +113,8 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
 
     def stopped() -> bool:
         """The study has its trials or the run its time: a replacement would have nothing to do."""
-        from .search import finished_count
         return finished_count(study) >= spec["trials"] or (
-            spec["timeout"] is not None and time.time() - started > spec["timeout"])
+            spec["timeout"] is not None and time.monotonic() - started > spec["timeout"])
 
     for p in procs:
         p.start()
