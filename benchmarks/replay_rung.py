@@ -8,14 +8,13 @@ the first rung can be replayed: a trial cut there has no later accuracies.
 """
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from datetime import timedelta
-from pathlib import Path
 
-import optuna
+from _studies import ROOT, load
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from archsearch.pruning import keeps  # noqa: E402
 
@@ -38,11 +37,10 @@ RULES = {
 
 
 def main(names: list[str]) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies = load(names)
     print("| study | rule | kept at epoch 1: " + " / ".join(c for _, c in CLASSES) + " params | kept in all |")
     print("|---|---|---|---:|")
-    for name in names:
-        study = optuna.load_study(study_name=name, storage=f"sqlite:///{ROOT}/studies/{name}.db")
+    for name, study in zip(names, studies):
         trials = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("curve")]
         trials.sort(key=lambda t: t.datetime_start + timedelta(seconds=t.user_attrs.get("epoch_seconds", 0)))
         points = [(t.user_attrs["curve"][0], t.user_attrs["params"]) for t in trials]
@@ -57,4 +55,7 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["mnist-b20000-v4", "mnist-b20000-v5"])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("studies", nargs="*", default=["mnist-b20000-v4", "mnist-b20000-v5"],
+                        metavar="STUDY", help="studies/STUDY.db (default: v4 and v5)")
+    main(parser.parse_args().studies)

@@ -11,10 +11,11 @@ docs/search-record.md quotes its output.
 """
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 
 import optuna
+from _studies import load
 
 from archsearch.pruning import hypervolume
 
@@ -22,8 +23,7 @@ REFS = ((95.0, 20000), (98.0, 20000))  # (worst accuracy %, most params)
 
 
 def main(names: list[str]) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    studies = [optuna.load_study(study_name=n, storage=f"sqlite:///studies/{n}.db") for n in names]
+    studies = load(names)
     print("| study | trials | complete | " + " | ".join(f"hypervolume, ref {a:g}% / {p:,}" for a, p in REFS) + " |")
     print("|---|---:|---:|" + "---:|" * len(REFS))
     for name, study in zip(names, studies):
@@ -46,4 +46,7 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["mnist-b20000-v3", "mnist-b20000-v4"])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("studies", nargs="*", default=["mnist-b20000-v3", "mnist-b20000-v4"],
+                        metavar="STUDY", help="studies/STUDY.db (default: v3 and v4)")
+    main(parser.parse_args().studies)
