@@ -7,9 +7,15 @@ training, and the run ignored its Ctrl-C (CI: two test_workers runs timed out or
 that traceback). So the signal is also recorded, raise_if_stopped() raises it again at
 the next safe point (each epoch's end, the parent's poll), and the swallowed copy is not
 printed.
+
+An interrupt that lands inside a database read also makes SQLAlchemy log "Error closing
+cursor" with a traceback (it closes the interrupted cursor and swallows the failure): after
+a signal those lines are not printed, as the run's own one-line message says what happened
+(CI: a SIGTERM test printed that traceback while the machine was loaded).
 """
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 
@@ -30,6 +36,14 @@ def _unraisable(u) -> None:
         sys.__unraisablehook__(u)
 
 
+class _UntilStopped(logging.Handler):
+    """SQLAlchemy's warnings and errors on stderr, as logging's last resort prints them, until a
+    signal arrives; after it they are the interrupt's side effects."""
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _received:
+            sys.stderr.write(self.format(record) + "\n")
+
+
 def stop_on_signals() -> None:
     """SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, each raised once: a second signal
     (Ctrl-C reaches a worker directly *and* forwarded by the parent) must not interrupt
@@ -42,6 +56,9 @@ def stop_on_signals() -> None:
         raise _interrupt(signum)
     _received.clear()
     sys.unraisablehook = _unraisable
+    sqlalchemy_log = logging.getLogger("sqlalchemy")
+    if not any(isinstance(h, _UntilStopped) for h in sqlalchemy_log.handlers):
+        sqlalchemy_log.addHandler(_UntilStopped())
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 

@@ -35,3 +35,30 @@ def test_a_swallowed_ctrl_c_is_raised_again_and_not_printed():
 
 def test_a_swallowed_sigterm_comes_back_as_terminated():
     assert run("SIGTERM").stdout.splitlines()[-1] == "raised again: Terminated"
+
+
+CURSOR = r"""
+import os, signal
+import sqlalchemy
+from archsearch.signals import stop_on_signals
+stop_on_signals()
+log = sqlalchemy.create_engine("sqlite://").pool.logger  # where SQLAlchemy logs "Error closing cursor"
+
+def cursor_close_fails():
+    try:
+        raise RuntimeError("cursor interrupted")
+    except RuntimeError:
+        log.error("Error closing cursor", exc_info=True)
+
+cursor_close_fails()
+try:
+    os.kill(os.getpid(), signal.SIGTERM)
+except KeyboardInterrupt:
+    cursor_close_fails()
+"""
+
+
+def test_sqlalchemy_cursor_errors_print_until_a_signal_and_not_after():
+    r = subprocess.run([sys.executable, "-c", CURSOR], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("Error closing cursor") == 1 and r.stderr.count("Traceback") == 1, r.stderr
