@@ -58,7 +58,7 @@ def stop_on_signals() -> None:
     sys.unraisablehook = _unraisable
     sqlalchemy_log = logging.getLogger("sqlalchemy")
     if not any(isinstance(h, _UntilStopped) for h in sqlalchemy_log.handlers):
-        sqlalchemy_log.addHandler(_UntilStopped())
+        sqlalchemy_log.addHandler(_UntilStopped(logging.WARNING))  # last resort's level
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
