@@ -10,46 +10,45 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 
-import optuna
+from _studies import PUBLISHED, load
 
-from _studies import ROOT
+from archsearch.export import ExportError, pick
 
 SEED_SIZES = (4232, 7932, 9798, 10970, 11588, 18214, 18970)  # ../shared/seeds/README.md
 VAL_IMAGES = 5000  # the search's validation split
 
 
-def picks(fits: list) -> tuple:
-    best = max(fits, key=lambda t: (t.values[0], -t.values[1]))
+def largest_within_se(study, size: int, best):
+    """The largest COMPLETE trial at or under size whose validation accuracy is within one
+    binomial standard error (on VAL_IMAGES images) of best's."""
     p = best.values[0] / 100
     se = 100 * math.sqrt(p * (1 - p) / VAL_IMAGES)  # points of accuracy
-    largest = max((t for t in fits if t.values[0] >= best.values[0] - se), key=lambda t: t.values[1])
-    return best, largest
+    return max((t for t in study.get_trials(deepcopy=False) if t.values and t.values[1] <= size
+                and t.values[0] >= best.values[0] - se), key=lambda t: t.values[1])
+
+
+def cell(t) -> str:
+    return f"{int(t.values[1]):,}, {t.values[0]:.2f}, {t.user_attrs['test_acc']:.2f}"
 
 
 def main(searches: list[str]) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    studies = load([f"mnist-b20000-{v}" for v in searches], PUBLISHED)
     print("| search | row | export's pick: params, val, test | largest within 1 SE: params, val, test | test change |")
     print("|---|---:|---|---|---:|")
     changes = []
-    for v in searches:
-        db = ROOT / "benchmarks" / "results" / "studies" / f"mnist-b20000-{v}.db"
-        if not db.is_file():
-            sys.exit(f"pick_rules.py: no {db}")
-        study = optuna.load_study(study_name=f"mnist-b20000-{v}", storage=f"sqlite:///{db}")
-        done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    for v, study in zip(searches, studies):
         for size in SEED_SIZES:
-            fits = [t for t in done if t.values[1] <= size]
-            if not fits:
+            try:
+                a = pick(study, size)  # export --max-params SIZE
+            except ExportError:  # no COMPLETE trial at this size
                 continue
-            a, b = picks(fits)
-            cell = lambda t: f"{int(t.values[1]):,}, {t.values[0]:.2f}, {t.user_attrs['test_acc']:.2f}"  # noqa: E731
-            delta = b.user_attrs["test_acc"] - a.user_attrs["test_acc"]
-            if a.number != b.number:
-                changes.append(delta)
-            print(f"| {v} | {size:,} | {cell(a)} | {cell(b)} | {delta:+.2f} |" if a.number != b.number
-                  else f"| {v} | {size:,} | {cell(a)} | same | |")
+            b = largest_within_se(study, size, a)
+            if a.number == b.number:
+                print(f"| {v} | {size:,} | {cell(a)} | same | |")
+                continue
+            changes.append(b.user_attrs["test_acc"] - a.user_attrs["test_acc"])
+            print(f"| {v} | {size:,} | {cell(a)} | {cell(b)} | {changes[-1]:+.2f} |")
     print(f"\n{len(changes)} picks change: {sum(d > 0 for d in changes)} up, {sum(d < 0 for d in changes)} down, "
           f"{sum(d == 0 for d in changes)} equal; mean change {sum(changes) / max(1, len(changes)):+.3f} points")
 
