@@ -108,7 +108,7 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
         assert {k: t.params[k] for k in space.START} == space.START
         assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC)  # sized like any trial
         convs = [l for l in t.user_attrs["genome"]["layers"] if l["type"] == "conv"]
-        assert [(l["k"], l["pad"], l["drop"]) for l in convs] == [(3, 1, 0.0)] * 8 + [(1, 0, 0.0)]  # 2-3-3 convs, the 1x1 head
+        assert [(l["k"], l["pad"], l["drop"]) for l in convs] == [(3, 1, 0.0)] * 7 + [(1, 0, 0.0)]
     assert first[0].user_attrs["params"] != first[1].user_attrs["params"]
 
 
