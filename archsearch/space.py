@@ -91,7 +91,10 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
 # (2, 2, 3), max pools, GAP and a 1x1 conv to the classes, no dropout (VGG-style). TPE kept
 # missing it: v9-v13 sampled same-padded all-3x3 nets 28 times, 25 with dropout 0.06-0.14; v14
 # 9 times, all with dropout, 8 pruned; yet at 7,881 params and no dropout it retrains at 99.47%
-# on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). Recipe: round values of
+# on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). A deeper start (2-3-3 at
+# growth 1.25, change 23) took 1.2x the FLOPs per image at the same size, and at 6,441 params it
+# retrained at 99.363% (this one at 6,442: 99.320%), no row won: search v21 ran fewer trials for
+# nothing (docs/search-record.md, "Change 23 reverted"). Recipe: round values of
 # what v6's four presets share (found_presets.json: Nesterov, batch 64, lr 0.02-0.04,
 # weight decay 4-4.6e-5, label smoothing ~0.01). The size is left to SizeSweep, so the starts
 # spread over the budget like any other trials (search v15 ran with 6: trials 0-5 at 22, 11,
