@@ -14,8 +14,9 @@ import math
 from _studies import PUBLISHED, load
 
 from archsearch.export import ExportError, pick
+from archsearch.presets import PRESETS
 
-SEED_SIZES = (4232, 7932, 9798, 10970, 11588, 18214, 18970)  # ../shared/seeds/README.md
+SEED_SIZES = sorted(int(name.split("-")[1]) for name in PRESETS if name.startswith("seed-"))  # as beat_seeds.py
 VAL_IMAGES = 5000  # the search's validation split
 
 
