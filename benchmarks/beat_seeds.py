@@ -18,7 +18,7 @@ Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
 resumes after its search (an interrupted search is not resumed: it is one timed run). Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
-    python benchmarks/beat_seeds.py [--minutes 90] [--work runs/beat-seeds] [--ship]
+    python benchmarks/beat_seeds.py [--minutes 90] [--work runs/beat-seeds] [--first 7932,...] [--ship]
 
 --ship also writes archsearch/found_presets.json: each retrained model as a preset
 named by dataset and size (mnist-7.9k), with its recipe and measured accuracy; presets
@@ -117,6 +117,9 @@ def main() -> None:
                     help="run --starts N: warm-start trials first (default 6, run's own; docs/search-record.md "
                          "change 19)")
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
+    ap.add_argument("--first", type=lambda v: {int(x) for x in v.split(",")}, default=set(), metavar="SIZE,...",
+                    help="retrain these rows' picks first (e.g. the rows a change is meant to win, when the "
+                         "session may end before all retrains do); the rest follow by FLOPs")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
     ap.add_argument("--ship", action="store_true", help="write the retrained models as presets")
     ap.add_argument("--export-retrain", action="store_true",
@@ -170,12 +173,12 @@ def main() -> None:
         else:
             exports[size] = a.work / f"export-{size}"
 
-    # 3. Retrain each trial once, `--lanes` at a time, the most FLOPs first: the longest
-    # retrains start at once and the short ones fill in after, instead of one long retrain
-    # running alone at the end.
+    # 3. Retrain each trial once, `--lanes` at a time, the --first rows' picks first, then the
+    # most FLOPs first: the longest retrains start at once and the short ones fill in after,
+    # instead of one long retrain running alone at the end.
     cfgs = {size: json.loads((export / "config.json").read_text()) for size, export in exports.items()}
     todo = {}
-    for size, cfg in sorted(cfgs.items(), key=lambda sc: -sc[1]["metrics"]["flops"]):
+    for size, cfg in sorted(cfgs.items(), key=lambda sc: (sc[0] not in a.first, -sc[1]["metrics"]["flops"])):
         trial = cfg["provenance"]["trial"]
         if not (a.work / f"train-trial{trial}.json").exists():
             todo.setdefault(f"train-trial{trial}.json", ["train", "--config", str(exports[size] / "config.json"),
