@@ -475,8 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "the sampled space)")
     p.add_argument("--starts", type=nonnegative_int, default=6, metavar="N",
                    help="a new study first trains N warm-start trials: one textbook layout (same-padded 3x3 "
-                        "convs, no dropout) with a proven recipe, at the budget and then half an octave smaller each "
-                        "(default 6: docs/search-record.md, changes 19 and 24; 0: off)")
+                        "convs, no dropout) with a proven recipe, at sizes across the budget (default 6, as in "
+                        "search v15: docs/search-record.md, change 19; 0: off)")
     p.add_argument("--prune-starts", action="store_true",
                    help="let the pruner cut warm-start trials too (default: they run all epochs, as the same "
                         "start cut at epoch 1 in one search reached 99.40%% in another; studies made before "

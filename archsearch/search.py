@@ -115,8 +115,8 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True, sta
     study.set_user_attr("archsearch_version", __version__)
     study.set_user_attr("torch_version", torch.__version__)
     room = starts + len(PRESETS) if trials is None else trials
-    for k in range(min(starts, room)):  # largest first: the longest trials do not end the run alone
-        study.enqueue_trial({**space.START, "size_frac": space.start_frac(k)}, user_attrs={"start": "vgg"})
+    for _ in range(min(starts, room)):
+        study.enqueue_trial(space.START, user_attrs={"start": "vgg"})
     if presets:
         enqueue_presets(study, settings, limit=max(room - starts, 0))
     return study, True

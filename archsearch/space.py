@@ -96,7 +96,12 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
 # retrained at 99.363% (this one at 6,442: 99.320%), no row won: search v21 ran fewer trials for
 # nothing (docs/search-record.md, "Change 23 reverted"). Recipe: round values of
 # what v6's four presets share (found_presets.json: Nesterov, batch 64, lr 0.02-0.04,
-# weight decay 4-4.6e-5, label smoothing ~0.01). Sizes: see start_frac.
+# weight decay 4-4.6e-5, label smoothing ~0.01). The size is left to SizeSweep, so the starts
+# spread over the budget like any other trials (search v15 ran with 6: trials 0-5 at 22, 11,
+# 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19). Starts from the budget
+# down by half octaves (change 24) took 29% of the workers' time (v20's starts: 16%) and won
+# no row: v22's rows went to the same rescaled copies as v20's (docs/search-record.md,
+# "Change 24 reverted").
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
@@ -104,17 +109,6 @@ START = {
     "optimizer": "nesterov", "lr": 0.03, "momentum": 0.92, "weight_decay": 4.5e-5, "batch_size": 64,
     "label_smoothing": 0.01, "rotation": 2.5, "translate": 0.05,
 }
-
-
-def start_frac(k: int) -> float:
-    """Warm start k's share of the budget: the budget itself, then half an octave smaller each
-    (1, 0.71, 0.5, 0.35, 0.25, 0.18 for the default 6), down to SIZE_FRAC's floor.
-
-    The budget is the size a user asked for, so the first start trains a model of that size.
-    Until change 24 the starts took SizeSweep's sizes like any trial (7-47% of the budget: 1.5k to
-    9.5k params at 20,000), so no start came near the budget, and at 20,000 the nearest ones to
-    the 4,232 and 7,932 seeds were 3,052 and 6,442 params (docs/search-record.md, change 24)."""
-    return max(SIZE_FRAC[0], 2.0 ** (-k / 2))
 
 
 def sweep(number: int, low: float, high: float) -> float:

@@ -31,11 +31,6 @@ def test_every_sampled_layout_is_a_possible_network():
     assert too_big < 0.1 * 600 and full_head < 0.15 * 600
 
 
-def test_warm_starts_step_down_from_the_budget_by_half_octaves_to_the_floor():
-    assert [round(space.start_frac(k), 3) for k in range(6)] == [1.0, 0.707, 0.5, 0.354, 0.25, 0.177]
-    assert space.start_frac(20) == space.SIZE_FRAC[0]  # never below the smallest size a trial may take
-
-
 def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     assert [round(space.sweep(n, 1, 16), 3) for n in range(4)] == [4.0, 2.0, 8.0, 1.414]  # 2^4u, u = 1/2, 1/4, 3/4, 1/8
     fracs = sorted(space.sweep(n, *space.SIZE_FRAC) for n in range(64))
