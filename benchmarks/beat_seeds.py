@@ -100,6 +100,14 @@ def reported_best(preset) -> float:
     return float(re.match(r"([\d.]+)%", preset.reported).group(1))
 
 
+def row_sizes(value: str) -> set[int]:
+    """--first's value: comma-separated row sizes (params), e.g. 7932,18970."""
+    try:
+        return {int(x) for x in value.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of row sizes, e.g. 7932,18970")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=20000)
@@ -117,7 +125,7 @@ def main() -> None:
                     help="run --starts N: warm-start trials first (default 6, run's own; docs/search-record.md "
                          "change 19)")
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
-    ap.add_argument("--first", type=lambda v: {int(x) for x in v.split(",")}, default=set(), metavar="SIZE,...",
+    ap.add_argument("--first", type=row_sizes, default=set(), metavar="SIZE,...",
                     help="retrain these rows' picks first (e.g. the rows a change is meant to win, when the "
                          "session may end before all retrains do); the rest follow by FLOPs")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "beat-seeds")
