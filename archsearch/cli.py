@@ -464,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finished trials the study should hold in total; a resumed run continues to N (default 100)")
     p.add_argument("--timeout", type=positive_float, help="stop starting new trials after this many seconds")
     p.add_argument("--epochs", type=positive_int, default=15, help="epochs per trial (default 15)")
-    p.add_argument("--val-size", type=positive_int, default=10000,  # search.Settings.val_size (not imported here: it pulls in torch)
-                   help="validation images carved from the training set, fixed seed (default %(default)s)")
+    p.add_argument("--val-size", type=positive_int, default=5000,
+                   help="validation images carved from the training set, fixed seed (default 5000)")
     p.add_argument("--sampler", default="tpe", choices=("tpe", "nsga2", "random"),
                    help="Optuna sampler, seeded by --seed (default tpe, multivariate)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of each trial's training")

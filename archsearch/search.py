@@ -45,9 +45,8 @@ class Settings:
     dataset: str
     budget: int
     epochs: int = 15
-    val_size: int = 10000  # binomial std at 99.4%: 0.077 points, against 0.11 on 5,000; tried alone
-                           # in search v23 (docs/search-record.md, change 25; v7's change 10 had it with
-                           # a size range)
+    val_size: int = 5000  # 10,000 was tried in search v7 (change 10, with a size range) and alone in v23
+                          # (change 25): the same picks below 9,798 params; reverted (docs/search-record.md)
     train_size: int | None = None
     seed: int = 0
     prune: bool = True
