@@ -131,44 +131,29 @@ class SizeSweep(optuna.samplers.BaseSampler):
     retried trial's parameters before sampling).
 
     Rescaling (`every` > 0): from trial `start` on, every `every`-th trial takes the
-    layout and recipe of a COMPLETE front model and only changes the size. Search v6 found
-    99.52% at 6,640 params and nothing on the front between 6.6k and 14k; the same net at
-    8-11k was never trained (docs/search-record.md, change 11). The new size is the middle
-    of the front's widest gap (change 26), not the sweep's: sized by the trial number, v23's
-    rescaled trials left 4.7k-8.1k empty while two landed within 15% of a front model.
+    layout and recipe of the COMPLETE front model nearest its size and only changes the
+    size. Search v6 found 99.52% at 6,640 params and nothing on the front between 6.6k and
+    14k; the same net at 8-11k was never trained (docs/search-record.md, change 11). Sizes
+    at the middle of the front's widest gaps instead (change 26) trained a copy at 7,470
+    params that the 7,932 row's pick passed over, and won no row more (search v24).
     """
 
     def __init__(self, base: optuna.samplers.BaseSampler, every: int = 0, start: int = 20):
         self.base, self.every, self.start = base, every, start
-        self.templates: dict[int, tuple] = {}  # trial number -> (front trial it rescales, its size fraction)
+        self.templates: dict[int, optuna.trial.FrozenTrial] = {}  # trial number -> front trial it rescales
 
     def template(self, study, number: int):
-        """(the front trial that trial `number` rescales, the size fraction it takes), or None
-        (not its turn, or no front yet).
-
-        The size is the log-middle of the widest gap between the ends of SIZE_FRAC, the front's
-        sizes and the sizes earlier rescaled trials took, whatever became of them (running ones
-        too, so two workers do not fill one gap twice). The template is the front model nearest
-        that size; of the gap's two ends, the more accurate.
-        """
+        """The front trial that trial `number` rescales, or None (not its turn, or no front yet)."""
         if not self.every or number < self.start or number % self.every != self.every - 1:
             return None
-        trials = study.get_trials(deepcopy=False)
-        done = [t for t in trials if t.state == TrialState.COMPLETE and "size_frac" in t.params]
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "size_frac" in t.params]
         front = [t for t in done if not any(dominates(o.values, t.values) for o in done)]
-        if not front:
-            return None
-        rescaled = [t.user_attrs.get("rescaled_to", t.params.get("size_frac")) for t in trials
-                    if "rescaled_from" in t.user_attrs]  # rescaled_to: set before the trial samples its size
-        taken = sorted({*SIZE_FRAC, *(t.params["size_frac"] for t in front), *(f for f in rescaled if f is not None)})
-        low, high = max(zip(taken, taken[1:]), key=lambda gap: gap[1] / gap[0])
-        frac = math.sqrt(low * high)
-        # rounded so that the gap's two ends tie exactly, and accuracy decides
-        return min(front, key=lambda t: (round(abs(math.log(t.params["size_frac"] / frac)), 9), -t.values[0])), frac
+        frac = sweep(number, *SIZE_FRAC)
+        return min(front, key=lambda t: abs(math.log(t.params["size_frac"] / frac)), default=None)
 
     def copied(self, trial, name: str, distribution):
         """The template's value of `name`, if this trial has a template and it holds one valid here."""
-        t = self.templates.get(trial.number, (None,))[0]
+        t = self.templates.get(trial.number)
         if t is None or name == "size_frac" or t.distributions.get(name) != distribution:
             return None
         return t.params[name]
@@ -186,19 +171,16 @@ class SizeSweep(optuna.samplers.BaseSampler):
 
     def sample_independent(self, study, trial, name, distribution):
         if name == "size_frac":
-            if trial.number in self.templates:
-                return self.templates[trial.number][1]
             return sweep(trial.number, distribution.low, distribution.high)
         value = self.copied(trial, name, distribution)
         return value if value is not None else self.base.sample_independent(study, trial, name, distribution)
 
     def before_trial(self, study, trial):
         self.base.before_trial(study, trial)
-        found = self.template(study, trial.number)
-        if found is not None and "fixed_params" not in trial.system_attrs:  # a retried or enqueued trial keeps its own
-            self.templates[trial.number] = found
-            study._storage.set_trial_user_attr(trial._trial_id, "rescaled_from", found[0].number)
-            study._storage.set_trial_user_attr(trial._trial_id, "rescaled_to", found[1])
+        t = self.template(study, trial.number)
+        if t is not None and "fixed_params" not in trial.system_attrs:  # a retried or enqueued trial keeps its own
+            self.templates[trial.number] = t
+            study._storage.set_trial_user_attr(trial._trial_id, "rescaled_from", t.number)
 
     def after_trial(self, study, trial, state, values):
         self.templates.pop(trial.number, None)

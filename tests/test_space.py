@@ -1,6 +1,4 @@
 """The search space: every layout it can sample is a possible network."""
-import math
-
 import optuna
 
 from archsearch import space
@@ -51,54 +49,30 @@ def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     assert t.params["size_frac"] == 0.5
 
 
-def test_every_third_trial_reruns_a_front_model_in_the_widest_gap_of_the_front():
+def test_every_third_trial_reruns_the_front_model_nearest_its_size_at_a_new_size():
     from archsearch.search import make_sampler
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0, rescale_every=3))
-    rescaled = []
+    rescaled = 0
     for n in range(36):  # past the 20 trials before rescaling starts (TPE models from then on too)
-        done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        front = [d for d in done if not any(o.values[0] >= d.values[0] and o.values[1] <= d.values[1]
-                                             and o.values != d.values for o in done)]
         t = study.ask()
         space.sample(t, 15)
         frac = t.params["size_frac"]
+        assert frac == space.sweep(n, *space.SIZE_FRAC)  # the size still sweeps the budget
+        done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         if n >= 20 and n % 3 == 2:
-            # the widest gap (by ratio) between the range's ends, the front and earlier rescaled sizes
-            taken = sorted({*space.SIZE_FRAC, *(d.params["size_frac"] for d in front), *rescaled})
-            low, high = max(zip(taken, taken[1:]), key=lambda g: g[1] / g[0])
-            assert abs(frac - (low * high) ** 0.5) < 1e-12 and low < frac < high
-            src = study.trials[study.trials[n].user_attrs["rescaled_from"]]  # stored, for the dashboard
-            def dist(d):
-                return abs(math.log(d.params["size_frac"] / frac))
-            assert src in front and all(dist(src) <= dist(d) + 1e-9 for d in front)  # the nearest front model
+            front = [d for d in done if not any(o.values[0] >= d.values[0] and o.values[1] <= d.values[1]
+                                                 and o.values != d.values for o in done)]
+            src = min(front, key=lambda d: abs(d.params["size_frac"] / frac - 1) if d.params["size_frac"] > frac
+                      else abs(frac / d.params["size_frac"] - 1))  # nearest by ratio
+            assert study.trials[n].user_attrs["rescaled_from"] == src.number  # stored, for the dashboard
             assert {k: v for k, v in t.params.items() if k != "size_frac"} == \
                    {k: v for k, v in src.params.items() if k != "size_frac"}
-            rescaled.append(frac)
+            rescaled += 1
         else:
-            assert frac == space.sweep(n, *space.SIZE_FRAC)  # other trials sweep the budget
             assert "rescaled_from" not in study.trials[n].user_attrs
             assert all({k: v for k, v in t.params.items() if k != "size_frac"} !=
                        {k: v for k, v in d.params.items() if k != "size_frac"} for d in done)
         # accuracy peaks at mid size, so the front holds several sizes to choose from
         study.tell(t, [99.0 - abs(frac - 0.3) - 0.01 * (n % 4), round(20000 * frac)])
-    assert len(rescaled) == 6  # trials 20, 23, 26, 29, 32, 35
-    assert len(set(rescaled)) == 6  # no gap filled twice
+    assert rescaled == 6  # trials 20, 23, 26, 29, 32, 35
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 36
-
-
-def test_a_gap_between_two_front_models_is_filled_from_the_more_accurate_one():
-    dist = {"size_frac": optuna.distributions.FloatDistribution(*space.SIZE_FRAC, log=True)}
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for frac, acc in [(0.1, 98.0), (0.4, 99.0), (0.5, 99.2)]:  # gaps by ratio: 2, 4, 1.25, 2 (to 1.0)
-        study.add_trial(optuna.trial.create_trial(params={"size_frac": frac}, distributions=dist,
-                                                  values=[acc, 20000 * frac]))
-    sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=1, start=0)
-    src, frac = sampler.template(study, 3)
-    assert abs(frac - 0.2) < 1e-12 and src.number == 1  # 0.1 and 0.4 are equally near: the 99% one
-    study.sampler = sampler
-    t = study.ask()
-    space.sample(t, 15)
-    assert study.trials[3].user_attrs == {"rescaled_from": 1, "rescaled_to": frac} and t.params["size_frac"] == frac
-    # that gap is taken now, even before the trial ends: the next is 0.05-0.1, 0.4-0.2 or 0.5-1.0 (all 2x)
-    nxt = sampler.template(study, 4)[1]
-    assert min(abs(nxt / (low * 2 ** 0.5) - 1) for low in (0.05, 0.1, 0.2, 0.5)) < 1e-9
