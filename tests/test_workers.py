@@ -74,15 +74,22 @@ def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
 def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial_and_the_worker_restarts(tmp_path, blobs):
     db = tmp_path / "studies" / "blobs-b3000.db"
     p = start(blobs, tmp_path, "--trials", "6", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "6")
-    # A RUNNING trial past its first epoch (so in training, all its parameters drawn), and its worker.
+    # A RUNNING trial past its first epoch (so in training, all its parameters drawn) with at
+    # least 3 of its 6 epochs to go (so it is still running when the kill lands), and its worker.
     running = lambda: rows(db, "select t.number, a.value_json from trials t join trial_user_attributes a "
                                "on a.trial_id = t.trial_id join trial_user_attributes e on e.trial_id = t.trial_id "
-                               "where t.state = 'RUNNING' and a.key = 'worker' and e.key = 'epochs_run'")
+                               "where t.state = 'RUNNING' and a.key = 'worker' and e.key = 'epochs_run' "
+                               "and cast(e.value_json as integer) <= 3")
     complete = lambda: rows(db, "select t.number, v.value from trials t join trial_values v on "
                                 "v.trial_id = t.trial_id where t.state = 'COMPLETE' and v.objective = 0")
-    assert wait_for(lambda: complete() and running()), p.communicate(timeout=60)
-    before = dict(complete())
-    number, worker = running()[0]
+    seen = {}  # one reading of both, so the trial picked is the one that was seen running
+
+    def ready():
+        seen["complete"], seen["running"] = complete(), running()
+        return seen["complete"] and seen["running"]
+    assert wait_for(ready), p.communicate(timeout=60)
+    before = dict(seen["complete"])
+    number, worker = seen["running"][0]
     os.kill(int(json.loads(worker).split(":")[1]), signal.SIGKILL)
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
