@@ -52,12 +52,14 @@ def start(blobs, tmp_path, *extra):
 
 
 def wait_for(pred, seconds=180):
+    """The first truthy value pred() returns within `seconds`, else None: callers use the reading."""
     deadline = time.time() + seconds
     while time.time() < deadline:
-        if pred():
-            return True
+        value = pred()
+        if value:
+            return value
         time.sleep(0.3)
-    return False
+    return None
 
 
 @pytest.mark.slow
@@ -82,14 +84,10 @@ def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial_and_the_worker
                                "and cast(e.value_json as integer) <= 3")
     complete = lambda: rows(db, "select t.number, v.value from trials t join trial_values v on "
                                 "v.trial_id = t.trial_id where t.state = 'COMPLETE' and v.objective = 0")
-    seen = {}  # one reading of both, so the trial picked is the one that was seen running
-
-    def ready():
-        seen["complete"], seen["running"] = complete(), running()
-        return seen["complete"] and seen["running"]
-    assert wait_for(ready), p.communicate(timeout=60)
-    before = dict(seen["complete"])
-    number, worker = seen["running"][0]
+    both = lambda: (lambda c, r: c and r and (c, r))(complete(), running())  # one reading of the two
+    seen = wait_for(both)  # so the trial picked is one that was seen running
+    assert seen, p.communicate(timeout=60)
+    before, (number, worker) = dict(seen[0]), seen[1][0]
     os.kill(int(json.loads(worker).split(":")[1]), signal.SIGKILL)
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
