@@ -95,6 +95,12 @@ def in_lanes(chains: list[list[tuple[str, list[str]]]], work: Path, lanes: int, 
     return codes
 
 
+def seed_rows() -> list[tuple[int, str]]:
+    """(params, preset name) of each seed preset, smallest first: the table's seed rows. A seed's
+    size is in its name (seed-7932)."""
+    return sorted((int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-"))
+
+
 def reported_best(preset) -> float:
     """A seed's headline accuracy (its best epoch, picked on the test set) from its write-up."""
     return float(re.match(r"([\d.]+)%", preset.reported).group(1))
@@ -154,8 +160,7 @@ def main() -> None:
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
 
     # 2. Per row: export the best at or under the size (None: no COMPLETE trial fits).
-    rows = [(int(name.split("-")[1]), name) for name in PRESETS if name.startswith("seed-")]
-    rows += [(size, None) for size in STRETCH]
+    rows = seed_rows() + [(size, None) for size in STRETCH]
     exports = {}
     # Two chains of rows, the small ones upwards and the large ones downwards: rows next to
     # each other share most of their top trials, so each chain re-scores them once, and the

@@ -12,11 +12,11 @@ import argparse
 import math
 
 from _studies import PUBLISHED, load
+from beat_seeds import seed_rows
 
 from archsearch.export import ExportError, pick
-from archsearch.presets import PRESETS
 
-SEED_SIZES = sorted(int(name.split("-")[1]) for name in PRESETS if name.startswith("seed-"))  # as beat_seeds.py
+SEED_SIZES = [size for size, _ in seed_rows()]
 VAL_IMAGES = 5000  # the search's validation split
 
 
