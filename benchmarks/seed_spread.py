@@ -14,12 +14,21 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import statistics
 import sys
 from pathlib import Path
 
 from beat_seeds import ROOT, in_lanes
+
+
+def cpu_name() -> str:
+    """The CPU's model name (runs repeat to the hundredth on one kind of CPU, not across kinds)."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -48,7 +57,7 @@ def main() -> None:
     if failed:
         sys.exit(f"seed_spread.py: archsearch train failed for {', '.join(failed)}; see their .err files in {a.work}")
 
-    print(f"{platform.processor() or platform.machine()}, {a.lanes} lanes; target {a.target}% for a 3-seed mean\n")
+    print(f"{cpu_name()}, {os.cpu_count()} cores, {a.lanes} lanes; target {a.target}% for a 3-seed mean\n")
     print(f"| model | params | test acc by seed (0..{a.seeds - 1}) | mean ± std | 3-seed means: range | "
           f"3-seed subsets >= {a.target} |")
     print("|---|---:|---|---:|---:|---:|")
