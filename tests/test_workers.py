@@ -84,8 +84,11 @@ def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial_and_the_worker
                                "and cast(e.value_json as integer) <= 3")
     complete = lambda: rows(db, "select t.number, v.value from trials t join trial_values v on "
                                 "v.trial_id = t.trial_id where t.state = 'COMPLETE' and v.objective = 0")
-    both = lambda: (lambda c, r: c and r and (c, r))(complete(), running())  # one reading of the two
-    seen = wait_for(both)  # so the trial picked is one that was seen running
+
+    def both():  # one reading of the two, so the trial picked is one that was seen running
+        c, r = complete(), running()
+        return c and r and (c, r)
+    seen = wait_for(both)
     assert seen, p.communicate(timeout=60)
     before, (number, worker) = dict(seen[0]), seen[1][0]
     os.kill(int(json.loads(worker).split(":")[1]), signal.SIGKILL)
