@@ -1,8 +1,9 @@
 """Diagnostic: would depthwise-separable convs (not in the search space) reach the issue's
 stretch rows? One run each of a hand-made separable net at <= 2,000 and <= 8,000 params,
 trained like a search trial: 55,000 training / 5,000 validation images (the search's fixed
-split), 15 epochs, seed 0, the warm-start recipe (space.START: Nesterov, batch 64, lr 0.03,
-cosine, label smoothing 0.01, rotation 2.5, translate 0.05), one thread. Prints params,
+split), 15 epochs, seed 0, the warm-start recipe (space.START; the recorded runs had the one before
+change 27: Nesterov, batch 64, lr 0.03, cosine, label smoothing 0.01, rotation 2.5,
+translate 0.05), one thread. Prints params,
 final validation and test accuracy and s/epoch per net, to set beside the search's own
 trials of the same size (docs/search-record.md, "Depthwise-separable convs").
 
