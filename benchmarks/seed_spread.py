@@ -41,10 +41,16 @@ def main() -> None:
     a = ap.parse_args()
     if a.seeds < 3:
         sys.exit("seed_spread.py: --seeds must be at least 3 (the table averages 3)")
-    a.work.mkdir(parents=True, exist_ok=True)
 
     def label(m: str) -> str:
         return Path(m).stem if m.endswith(".json") else m
+
+    # Runs are stored by label: two models with one label would read each other's runs.
+    labels = [label(m) for m in a.models]
+    shared = sorted({x for x in labels if labels.count(x) > 1})
+    if shared:
+        sys.exit(f"seed_spread.py: models share a file name ({', '.join(shared)}); copy one config under another name")
+    a.work.mkdir(parents=True, exist_ok=True)
 
     def job(m: str, seed: int) -> tuple[str, list[str]]:
         source = ["--config", str(Path(m).resolve())] if m.endswith(".json") else ["--preset", m]
