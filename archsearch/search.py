@@ -108,6 +108,10 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True, sta
         if diff:
             raise SearchError(f"study {name!r} was created with {', '.join(diff)}; rerun with its settings or "
                               f"start a new study with --study NEW_NAME")
+        moved = space.changed(study.get_trials(deepcopy=False))
+        if moved:  # made before a change to the space: every new trial would fail
+            raise SearchError(f"study {name!r} was made with another search space ({'; '.join(moved)}); "
+                              f"start a new study with --study NEW_NAME")
         return study, False
     study = optuna.create_study(storage=storage, study_name=name, directions=["maximize", "minimize"],
                                 sampler=sampler)

@@ -85,6 +85,30 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     return p, frac, cfg
 
 
+def distributions() -> dict:
+    """Each parameter's distribution as `sample` suggests it now (a throwaway in-memory trial)."""
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    sample(trial, epochs=1)
+    return trial.distributions
+
+
+def changed(trials) -> list[str]:
+    """The parameters that `trials` (a stored study's) suggested in a way the space no longer
+    can, e.g. other choices of a categorical: Optuna fails every new trial of such a study
+    ("CategoricalDistribution does not support dynamic value space"). One line each."""
+    now, stored = distributions(), {}
+    for t in trials:
+        stored.update(t.distributions)  # a study holds one distribution per name (Optuna checks it)
+    out = []
+    for name, d in sorted(stored.items()):
+        try:
+            if name in now:
+                optuna.distributions.check_distribution_compatibility(d, now[name])
+        except ValueError:
+            out.append(f"{name} {getattr(d, 'choices', d)} (now {getattr(now[name], 'choices', now[name])})")
+    return out
+
+
 # Warm start (`archsearch run --starts N`, default 6): the first N trials of a new study train
 # one textbook layout with one sound recipe, so that the sampler's model holds a good result of
 # that family before it learns from random draws. Layout: three same-padded stages of 3x3 convs

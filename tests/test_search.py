@@ -70,6 +70,19 @@ def test_different_settings_are_refused_and_the_study_is_untouched(tmp_path, blo
     assert hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest() == before
 
 
+def test_a_study_made_with_other_choices_is_refused_and_untouched(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    # As a study made before a change to the space stored one of its trials: other batch sizes.
+    old = optuna.distributions.CategoricalDistribution([64, 128])
+    study.add_trial(optuna.trial.create_trial(params={"batch_size": 64}, distributions={"batch_size": old},
+                                              values=[90.0, 1000]))
+    before = hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest()
+    with pytest.raises(SearchError, match=r"another search space \(batch_size \(64, 128\) \(now \(.*--study NEW"):
+        open_study(storage, "t", s)
+    assert hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest() == before
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]  # no trial was started and failed
+
+
 def test_a_study_made_before_size_peers_resumes_with_size_peers_0(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
     old = {k: v for k, v in study.user_attrs["settings"].items() if k != "size_peers"}
