@@ -100,9 +100,10 @@ def changed(trials) -> list[str]:
         stored.update(t.distributions)  # a study holds one distribution per name (Optuna checks it)
     out = []
     for name, d in sorted(stored.items()):
+        if name not in now:  # a parameter the space no longer suggests is left alone by Optuna
+            continue
         try:
-            if name in now:
-                optuna.distributions.check_distribution_compatibility(d, now[name])
+            optuna.distributions.check_distribution_compatibility(d, now[name])
         except ValueError:
             out.append(f"{name} {getattr(d, 'choices', d)} (now {getattr(now[name], 'choices', now[name])})")
     return out
