@@ -64,11 +64,11 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         # Up to 3e-4, rotation up to 10 degrees: in search v4 the trials cut before epoch 9
         # had medians of 6.2e-4 and 12 degrees, those that ran on 1.2e-4 and 7 (the seeds: 7).
         weight_decay=trial.suggest_float("weight_decay", 1e-5, 3e-4, log=True),
-        # 32 costs 1.1-1.4x the time per epoch. Search v9 offered it (change 13) and chose it for
-        # 4 of 73 trials, all pruned; v13 trained every trial at 32 (change 17) and won no more
-        # rows. It is offered again for the warm start (change 28), which trains at 32: seed-7932's
-        # layout lost 0.08 points over 6 seeds at 64 with cosine (docs/search-record.md).
-        batch_size=trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
+        # No 32: it costs 1.1-1.4x the time per epoch. Search v9 offered it (change 13) and chose
+        # it for 4 of 73 trials, all pruned; v13 trained every trial at 32 (change 17) and won no
+        # more rows; v26 trained the warm start at 32 (change 28), TPE copied it into 26 of 28
+        # sampled trials, and 3 rows were won against v25's 5 (docs/search-record.md).
+        batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
         # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
         # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
         # OneCycle trials died at the epoch-1 rung, and TPE learned to avoid the schedule
@@ -118,13 +118,14 @@ def changed(trials) -> list[str]:
 # on MNIST (docs/search-record.md, "Two diagnostics at 7.9k params"). A deeper start (2-3-3 at
 # growth 1.25, change 23) took 1.2x the FLOPs per image at the same size, and at 6,441 params it
 # retrained at 99.363% (this one at 6,442: 99.320%), no row won: search v21 ran fewer trials for
-# nothing (docs/search-record.md, "Change 23 reverted"). Recipe (changes 27 and 28): seed-7932's
-# own (plain SGD, momentum 0.9, lr 0.05, weight decay 1e-4, batch 32, rotation 7, no translation,
-# no label smoothing) with cosine for its OneCycle, the one thing the space cannot sample (it
-# would be pruned at epoch 1, see `sample`). Over 6 seeds seed-7932's layout retrained at 99.462%
-# with its recipe, 99.432 with cosine, 99.442 with batch 64 and 99.382 with both (change 27's
-# recipe); on the start layout at 7,816 params seed recipes gave 99.41-99.42% against 99.37% with
-# the presets' (Nesterov, lr 0.03, wd 4.5e-5, label smoothing 0.01, rotation 2.5, translate 0.05;
+# nothing (docs/search-record.md, "Change 23 reverted"). Recipe (change 27): seed-7932's own
+# (plain SGD, momentum 0.9, lr 0.05, weight decay 1e-4, rotation 7, no translation, no label
+# smoothing) within the space: cosine for its OneCycle (which would be pruned at epoch 1, see
+# `sample`) and batch 64 for its 32. Over 6 seeds seed-7932's layout retrained at 99.462% with
+# its recipe, 99.432 with cosine, 99.442 with batch 64 and 99.382 with both; yet the start at
+# batch 32 (change 28) won 3 rows in search v26 against v25's 5 ("Change 28 reverted"). On the
+# start layout at 7,816 params seed recipes gave 99.41-99.42% against 99.37% with the presets'
+# (Nesterov, lr 0.03, wd 4.5e-5, label smoothing 0.01, rotation 2.5, translate 0.05;
 # docs/search-record.md, "After v24" and "After v25"). The size is left to SizeSweep, so the starts
 # spread over the budget like any other trials (search v15 ran with 6: trials 0-5 at 22, 11,
 # 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19). Starts from the budget
@@ -135,7 +136,7 @@ START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
     "convs0": 2, "k0": 3, "convs1": 2, "k1": 3, "convs2": 3, "k2": 3, "convs3": 1, "k3": 3,
-    "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 32,
+    "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64,
     "label_smoothing": 0.0, "rotation": 7.0, "translate": 0.0,
 }
 
