@@ -38,7 +38,9 @@ def main(names: list[str]) -> None:
         curves: dict[str, list[list[float]]] = {}
         for t in study.trials:
             if t.user_attrs.get("curve"):  # validation accuracy per epoch, in %
-                curves.setdefault(t.params.get("schedule", "cosine"), []).append(t.user_attrs["curve"])
+                # What it trained: since change 29 a warm start's schedule is off its parameters.
+                trained = t.user_attrs.get("train", {}).get("schedule", t.params.get("schedule", "cosine"))
+                curves.setdefault(trained, []).append(t.user_attrs["curve"])
         for schedule, cs in sorted(curves.items()):
             first = statistics.median(c[0] for c in cs)
             print(f"| {name} | {schedule} | {len(cs)} | {first:.1f}% | {sum(len(c) == 1 for c in cs)} "
