@@ -225,11 +225,6 @@ def cmd_run(args) -> int:
     if args.prune and args.epochs <= args.min_rung:
         raise UserError(f"--epochs {args.epochs} leaves no room for pruning at epoch {args.min_rung}; "
                         f"use --epochs > {args.min_rung} or --no-prune")
-    from .presets import PRESETS
-    seeds = sorted(n for n, p in PRESETS.items() if p.kind == "seed")
-    if args.start_recipe != "space" and args.start_recipe not in seeds:
-        raise UserError(f"--start-recipe {args.start_recipe!r} is not a seed preset; use one of "
-                        f"{', '.join(seeds)}, or 'space'")
     device, precision = device_and_precision(args)
     name = args.study or search.default_study_name(args.dataset, args.budget)
     url = args.storage or studies.default_storage(name)
@@ -237,7 +232,7 @@ def cmd_run(args) -> int:
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
                                min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
                                rescale_every=args.rescale_every, prune_starts=args.prune_starts,
-                               prune_rescaled=args.prune_rescaled, start_recipe=args.start_recipe)
+                               prune_rescaled=args.prune_rescaled)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -419,13 +414,12 @@ def retrain(args, study, t) -> tuple[dict, float, dict]:
     from .export import state_dict_cpu
     from .genome import Genome, TrainConfig
     from .train import evaluate, fit
-    st = study.user_attrs["settings"]
     data, precision = search_split(args, study)
     device = data.device
     print(f"retraining trial {t.number} ({t.user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} images, "
           f"{device})...", file=sys.stderr, flush=True)
     model, _ = fit(Genome.from_dict(t.user_attrs["genome"]), data, TrainConfig.from_dict(t.user_attrs["train"]),
-                   search.trial_seed(search.Settings(**st), t.number), precision)
+                   search.trial_seed(search.Settings.of(study), t.number), precision)
     return (state_dict_cpu(model), round(evaluate(model, data, data.test_x, data.test_y, precision), 4),
             data.normalization())
 
@@ -482,10 +476,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new study first trains N warm-start trials: one textbook layout (same-padded 3x3 "
                         "convs, no dropout) with a proven recipe, at sizes across the budget (default 6, as in "
                         "search v15: docs/search-record.md, change 19; 0: off)")
-    p.add_argument("--start-recipe", default="seed-7932", metavar="PRESET",
-                   help="the seed preset whose training recipe the warm starts and their rescaled copies train, "
-                        "outside the sampled space (default seed-7932: OneCycle, batch 32; 'space': the starts' "
-                        "in-space values; docs/search-record.md, change 29)")
     p.add_argument("--prune-starts", action="store_true",
                    help="let the pruner cut warm-start trials too (default: they run all epochs, as the same "
                         "start cut at epoch 1 in one search reached 99.40%% in another; studies made before "

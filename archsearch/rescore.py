@@ -62,7 +62,7 @@ def rescore(study: optuna.Study, trials: list[FrozenTrial], seeds: int, data, pr
     """Train each trial's missing fresh runs (up to `seeds`) on the search's split and
     store each run's final-epoch validation accuracy as soon as it is known.
     `data` must be the search's split (same val_size and train_size)."""
-    settings = Settings(**study.user_attrs["settings"])
+    settings = Settings.of(study)
     for t in trials:
         done = runs(study, t.number)
         for k in range(len(done) + 1, seeds + 1):

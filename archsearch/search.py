@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import optuna
@@ -61,8 +61,13 @@ class Settings:
     prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
                                 # (docs/search-record.md, change 20)
     prune_rescaled: bool = False  # nor do rescaled trials: the same slow starters (search v19, change 22)
-    start_recipe: str = "seed-7932"  # the seed preset whose recipe the warm starts and their rescaled copies
-                                     # train ("space": START's own in-space values; change 29, objective below)
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> "Settings":
+        """A stored study's settings, to read its trials by (export, rescore). A setting this version
+        lacks, from a change since reverted, is dropped; resuming such a study is refused (open_study)."""
+        stored = {**LEGACY_SETTINGS, **study.user_attrs["settings"]}
+        return cls(**{k: v for k, v in stored.items() if k in {f.name for f in fields(cls)}})
 
     @property
     def rungs(self) -> list[int]:
@@ -71,8 +76,7 @@ class Settings:
 
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
-LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True,
-                   "start_recipe": "space"}
+LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -107,6 +111,10 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True, sta
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         stored = {**LEGACY_SETTINGS, **study.user_attrs.get("settings", {})}
+        gone = [f"{k}={v!r}" for k, v in stored.items() if k not in wanted]
+        if gone:  # made with a change since reverted (e.g. start_recipe, change 29): resuming would mix two searches
+            raise SearchError(f"study {name!r} was created with {', '.join(gone)}, a setting this version does not "
+                              f"have; start a new study with --study NEW_NAME")
         diff = [f"{k}={stored.get(k)!r} (you gave {v!r})" for k, v in wanted.items() if stored.get(k) != v]
         if diff:
             raise SearchError(f"study {name!r} was created with {', '.join(diff)}; rerun with its settings or "
@@ -192,34 +200,11 @@ class Objective:
             trial.set_user_attr("surplus", f"{self.quota} trials were already finished or running")
             raise Surplus()
 
-    def recipe(self, trial, attrs: dict) -> str | None:
-        """The seed preset whose recipe this trial trains instead of its sampled one, or None.
-
-        Change 29: the warm starts train seed-7932's full recipe, OneCycle and batch 32, which the
-        sampled space leaves out (see space.sample). Their parameters still say START's in-space
-        values (cosine, batch 64), and those are what TPE learns from: when the starts' parameters
-        held batch 32 (change 28), TPE put it on 26 of 28 sampled trials and search v26 lost rows
-        that v25's sampled trials had won. A rescaled copy trains its template's recipe, as it
-        copies the rest of it (docs/search-record.md, change 29)."""
-        if "start" in attrs:
-            return None if self.s.start_recipe == "space" else self.s.start_recipe
-        if "rescaled_from" in attrs:
-            storage = trial.study._storage
-            tid = storage.get_trial_id_from_study_id_trial_number(trial.study._study_id, attrs["rescaled_from"])
-            return storage.get_trial_user_attrs(tid).get("recipe")
-        return None
-
     def __call__(self, trial: optuna.Trial):
         self.check_quota(trial)
         trial.set_user_attr("curve", [])  # a retried trial inherits its dead original's attrs
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         genome, cfg = self.genome_and_config(trial)
-        # The sampler stores `rescaled_from` after this trial's attrs were read, hence the read.
-        attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
-        recipe = self.recipe(trial, attrs)
-        if recipe:
-            cfg = replace(PRESETS[recipe].train, epochs=self.s.epochs)
-            trial.set_user_attr("recipe", recipe)
         params = count_params(genome)
         trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
         dashboard.save_trial_note(trial, genome, cfg)
@@ -230,7 +215,8 @@ class Objective:
         curve: list[float] = []
         t0 = time.perf_counter()
         # Copies of a model that trained well over all its epochs run them all too, unless the study
-        # says otherwise.
+        # says otherwise. The sampler stores `rescaled_from` after this trial's attrs were read, hence the read.
+        attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
         exempt = (("start" in attrs and not self.s.prune_starts)
                   or ("rescaled_from" in attrs and not self.s.prune_rescaled))
 

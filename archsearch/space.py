@@ -131,9 +131,7 @@ def changed(trials) -> list[str]:
 # 47, 7, 33 and 15% of the budget; docs/search-record.md, change 19). Starts from the budget
 # down by half octaves (change 24) took 29% of the workers' time (v20's starts: 16%) and won
 # no row: v22's rows went to the same rescaled copies as v20's (docs/search-record.md,
-# "Change 24 reverted"). Since change 29 the starts *train* seed-7932's full recipe, OneCycle and
-# batch 32 included (`archsearch run --start-recipe`, search.Objective.recipe); the values here are
-# what they record as parameters, and so what the sampler learns from.
+# "Change 24 reverted").
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,

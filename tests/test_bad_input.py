@@ -44,7 +44,6 @@ CASES = [
     ([*RUN, "--epochs", "1"], "leaves no room for pruning"),
     ([*RUN, "--jobs", "0"], "--jobs: must be a positive integer"),
     ([*RUN, "--jobs", "9", "--trials", "4"], "--jobs 9 is more than --trials 4"),
-    ([*RUN, "--start-recipe", "seed-1"], "--start-recipe 'seed-1' is not a seed preset; use one of seed-"),
     ([*RUN, "--seed", "5"], "seed=0 (you gave 5)"),                    # resume with other settings
     ([*RUN, "--storage", "nosuchdb://x"], "cannot open storage"),
     ([*RUN, "--storage", "sqlite:////proc/nope/x.db"], "cannot create /proc/nope"),

@@ -1,7 +1,7 @@
 """The search on real Optuna studies in temporary SQLite files, with real training."""
 import hashlib
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import optuna
 import pytest
@@ -9,7 +9,6 @@ from optuna.trial import TrialState
 
 from archsearch import search, space, studies
 from archsearch.data import load
-from archsearch.presets import PRESETS
 from archsearch.search import Objective, Settings, open_study
 from archsearch.studies import SearchError, open_storage
 
@@ -143,36 +142,6 @@ def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_s
         assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2 for t in starts)
 
 
-@pytest.mark.parametrize("recipe", ["seed-7932", "space"])
-def test_warm_starts_and_their_rescaled_copies_train_the_start_recipe(tmp_path, blobs, recipe):
-    s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune=False, start_recipe=recipe)
-    study.sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=2, start=3)
-    search.run(study, obj, 6, None)  # 2 starts, the seed preset, then rescaled, sampled, rescaled
-    trials = study.get_trials()
-    starts = [t for t in trials if "start" in t.user_attrs]
-    copies = [t for t in trials if "rescaled_from" in t.user_attrs]
-    assert len(starts) == 2 and len(copies) == 2 and all(t.state == TrialState.COMPLETE for t in starts + copies)
-    for t in starts:  # the sampler learns START's in-space values either way
-        assert {k: t.params[k] for k in space.START} == space.START
-    seed = PRESETS["seed-7932"].train
-    assert seed.schedule == "onecycle" and seed.batch_size == 32  # off the space: the point of it
-    for t in starts:
-        if recipe == "space":
-            assert {k: t.user_attrs["train"][k] for k in ("schedule", "batch_size", "lr")} == \
-                {"schedule": "cosine", "batch_size": space.START["batch_size"], "lr": space.START["lr"]}
-            assert "recipe" not in t.user_attrs
-        else:
-            assert t.user_attrs["train"] == asdict(replace(seed, epochs=2)) and t.user_attrs["recipe"] == recipe
-    # A copy trains its template's recipe, whichever it was; the first copy's template is a start.
-    assert "start" in trials[copies[0].user_attrs["rescaled_from"]].user_attrs
-    for t in copies:
-        template = trials[t.user_attrs["rescaled_from"]]
-        assert t.user_attrs["train"] == template.user_attrs["train"], t.number
-        assert t.user_attrs.get("recipe") == template.user_attrs.get("recipe")
-    others = [t for t in trials if t not in starts + copies]
-    assert others and all("recipe" not in t.user_attrs for t in others)
-
-
 @pytest.mark.parametrize("prune_rescaled", [False, True])
 def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, prune_rescaled):
     s, storage, study, obj = make(tmp_path, blobs, budget=6000, prune_rescaled=prune_rescaled)
@@ -200,6 +169,15 @@ def test_a_study_made_before_prune_starts_resumes_pruning_its_starts(tmp_path, b
     with pytest.raises(SearchError, match=r"prune_starts=True \(you gave False\)"):
         open_study(storage, "t", s)
     assert not open_study(storage, "t", replace(s, prune_starts=True))[1]
+
+
+def test_a_study_with_a_setting_this_version_lacks_is_refused(tmp_path, blobs):
+    # Search v27's study was made with start_recipe (change 29, since reverted).
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    study.set_user_attr("settings", {**study.user_attrs["settings"], "start_recipe": "seed-7932"})
+    with pytest.raises(SearchError, match=r"created with start_recipe='seed-7932', a setting this version does not"):
+        open_study(storage, "t", s)
+    assert Settings.of(study) == s  # export and rescore still read its trials
 
 
 def test_password_is_masked():
