@@ -66,8 +66,8 @@ class Settings:
     def of(cls, study: optuna.Study) -> "Settings":
         """A stored study's settings, to read its trials by (export, rescore). A setting this version
         lacks, from a change since reverted, is dropped; resuming such a study is refused (open_study)."""
-        stored = {**LEGACY_SETTINGS, **study.user_attrs["settings"]}
-        return cls(**{k: v for k, v in stored.items() if k in {f.name for f in fields(cls)}})
+        stored, known = {**LEGACY_SETTINGS, **study.user_attrs["settings"]}, {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in stored.items() if k in known})
 
     @property
     def rungs(self) -> list[int]:

@@ -38,7 +38,7 @@ def main(names: list[str]) -> None:
         curves: dict[str, list[list[float]]] = {}
         for t in study.trials:
             if t.user_attrs.get("curve"):  # validation accuracy per epoch, in %
-                # What it trained: since change 29 a warm start's schedule is off its parameters.
+                # What it trained: v27's starts (change 29, reverted) trained OneCycle off their parameters.
                 trained = t.user_attrs.get("train", {}).get("schedule", t.params.get("schedule", "cosine"))
                 curves.setdefault(trained, []).append(t.user_attrs["curve"])
         for schedule, cs in sorted(curves.items()):
