@@ -3,7 +3,7 @@
 Optuna 5 forbids `trial.report` in multi-objective studies, so pruning is ours:
 the trainer's on_epoch_end hook stores the learning curve as a user attr and, at
 each rung, asks pruning.keeps() against the curves of every other trial in the
-storage (so several workers share one pruner). A study carries its settings as
+storage that trained the same schedule (so several workers share one pruner). A study carries its settings as
 user attrs; resuming with different ones is refused instead of mixing results.
 """
 from __future__ import annotations
@@ -227,9 +227,12 @@ class Objective:
             trial.set_user_attr("epochs_run", epoch)
             trial.set_user_attr("epoch_seconds", round((time.perf_counter() - t0) / epoch, 3))
             if epoch in self.s.rungs and not exempt:
+                # Peers trained the same schedule (change 30): at a rung, OneCycle's warm-up holds its
+                # accuracy below cosine's (epoch 1 in search v3: median 71% vs 96%), whatever it ends at.
                 peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
                          for t in trial.study.get_trials(deepcopy=False)
-                         if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch]
+                         if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch
+                         and t.user_attrs.get("train", {}).get("schedule") == cfg.schedule]
                 if not keeps((val_acc, params), peers, self.s.eta, self.s.min_peers,
                              last_rung=epoch == self.s.rungs[-1], size_peers=self.s.size_peers):
                     trial.set_user_attr("pruned_at", epoch)
