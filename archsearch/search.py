@@ -229,6 +229,7 @@ class Objective:
             if epoch in self.s.rungs and not exempt:
                 # Peers trained the same schedule (change 30): at a rung, OneCycle's warm-up holds its
                 # accuracy below cosine's (epoch 1 in search v3: median 71% vs 96%), whatever it ends at.
+                # The space samples cosine only, but `--presets`' seeds and search v28's trials train others.
                 peers = [(t.user_attrs["curve"][epoch - 1], t.user_attrs["params"])
                          for t in trial.study.get_trials(deepcopy=False)
                          if t.number != trial.number and len(t.user_attrs.get("curve", ())) >= epoch

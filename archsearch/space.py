@@ -59,7 +59,7 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
     cfg = TrainConfig(
         epochs=epochs,
         optimizer=trial.suggest_categorical("optimizer", ["sgd", "nesterov"]),
-        lr=trial.suggest_float("lr", 0.02, 0.4, log=True),  # cosine's start lr, OneCycle's peak
+        lr=trial.suggest_float("lr", 0.02, 0.4, log=True),  # start lr of the cosine decay
         momentum=trial.suggest_float("momentum", 0.85, 0.95),
         # Up to 3e-4, rotation up to 10 degrees: in search v4 the trials cut before epoch 9
         # had medians of 6.2e-4 and 12 degrees, those that ran on 1.2e-4 and 7 (the seeds: 7).
@@ -69,14 +69,13 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         # more rows; v26 trained the warm start at 32 (change 28), TPE copied it into 26 of 28
         # sampled trials, and 3 rows were won against v25's 5 (docs/search-record.md).
         batch_size=trial.suggest_categorical("batch_size", [64, 128, 256]),
-        # OneCycle (peak lr = lr, warm-up a quarter of the steps) or cosine (start lr = lr).
-        # Search v3 offered both and ranked them together at the rungs: OneCycle's warm-up holds
-        # epoch-1 accuracy down (median 71% vs cosine's 96%), 12 of its 14 trials died at epoch 1
-        # and TPE learned to avoid it unseen, so v4-v27 ran cosine only. Since change 30 the pruner
-        # ranks a trial only against trials of its own schedule (search.Objective). Seed-7932's
-        # layout retrains at 99.442% with OneCycle and 99.382% with cosine at batch 64, 6 seeds
-        # each (docs/search-record.md, "After v25: five models at 7.9k params").
-        schedule=trial.suggest_categorical("schedule", ["cosine", "onecycle"]),
+        # Cosine only: pruning compares trials at the same epoch, and OneCycle's warm-up holds
+        # its epoch-1 accuracy down (median 71% vs cosine's 96% in search v3): 12 of v3's 14
+        # OneCycle trials died at the epoch-1 rung, and TPE learned to avoid the schedule
+        # without ever seeing one finish. Change 30 offered it again, each schedule pruned against
+        # its own, with OneCycle starts: search v28 chose it for 30 of 30 sampled trials from trial 20
+        # on, completed 5 of them (v25: 10 of 29) and won 4 rows to v25's 5 (docs/search-record.md).
+        schedule="cosine",
         label_smoothing=trial.suggest_float("label_smoothing", 0.0, 0.1),
         # From 0, with no floor: search v12 floored them at 1.5 degrees and 0.03 (change 16, after
         # v11's two best 5-7k trials settled near zero) and its 5-8k models retrained no better,
@@ -123,8 +122,8 @@ def changed(trials) -> list[str]:
 # retrained at 99.363% (this one at 6,442: 99.320%), no row won: search v21 ran fewer trials for
 # nothing (docs/search-record.md, "Change 23 reverted"). Recipe (change 27): seed-7932's own
 # (plain SGD, momentum 0.9, lr 0.05, weight decay 1e-4, rotation 7, no translation, no label
-# smoothing) within the space: batch 64 for its 32, and (v25-v27) cosine for its OneCycle, which
-# the space lacked until change 30 (see `sample`); since change 30, OneCycle. Over 6 seeds seed-7932's layout retrained at 99.462% with
+# smoothing) within the space: cosine for its OneCycle (which would be pruned at epoch 1, see
+# `sample`) and batch 64 for its 32. Over 6 seeds seed-7932's layout retrained at 99.462% with
 # its recipe, 99.432 with cosine, 99.442 with batch 64 and 99.382 with both; yet the start at
 # batch 32 (change 28) won 3 rows in search v26 against v25's 5 ("Change 28 reverted"). On the
 # start layout at 7,816 params seed recipes gave 99.41-99.42% against 99.37% with the presets'
@@ -140,7 +139,7 @@ START = {
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
     "convs0": 2, "k0": 3, "convs1": 2, "k1": 3, "convs2": 3, "k2": 3, "convs3": 1, "k3": 3,
     "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64,
-    "schedule": "onecycle", "label_smoothing": 0.0, "rotation": 7.0, "translate": 0.0,
+    "label_smoothing": 0.0, "rotation": 7.0, "translate": 0.0,
 }
 
 

@@ -132,7 +132,7 @@ def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_s
     # any trial ranked against them at the rung is dominated and in the bottom 2/3.
     for _ in range(4):  # the pruner ranks a trial against its own schedule's (change 30)
         study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[100.0, 500], user_attrs={
-            "params": 500, "curve": [100.0, 100.0], "train": {"schedule": space.START["schedule"]}}))
+            "params": 500, "curve": [100.0, 100.0], "train": {"schedule": "cosine"}}))
     search.run(study, obj, 6, None)
     starts = [t for t in study.get_trials() if "start" in t.user_attrs]
     assert len(starts) == 2
@@ -148,12 +148,12 @@ def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, p
     # Four finished trials that dominate anything at the rung, as above; they are the front,
     # so every trial rescales one of them (every=1 from trial 0).
     frac = optuna.distributions.FloatDistribution(*space.SIZE_FRAC, log=True)
-    for i in range(8):  # 50 params: smaller than any model, so no trial is on the rung's front; 4 per schedule
+    for _ in range(4):  # 50 params: smaller than any model, so no trial is on the rung's front
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, values=[100.0, 50], params={"size_frac": 0.1}, distributions={"size_frac": frac},
-            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": ("cosine", "onecycle")[i % 2]}}))
+            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": "cosine"}}))
     study.sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=1, start=0)
-    search.run(study, obj, 12, None)  # the seed preset queued first, the 8 above, 3 sampled
+    search.run(study, obj, 8, None)  # the seed preset queued first, the 4 above, 3 sampled
     ran = [t for t in study.get_trials() if "genome" in t.user_attrs and "curve" in t.user_attrs
            and "preset" not in t.user_attrs]
     assert len(ran) >= 2 and all("rescaled_from" in t.user_attrs for t in ran)
@@ -166,18 +166,17 @@ def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, p
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_a_trial_is_ranked_at_a_rung_only_against_its_own_schedule(tmp_path, blobs, schedule):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
-    # Four finished cosine trials that dominate anything at the rung, as above.
+    # Four finished trials of `schedule` that dominate anything at the rung, as above.
     for _ in range(4):
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, values=[100.0, 50],
-            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": "cosine"}}))
-    study.enqueue_trial({"schedule": schedule})
+            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": schedule}}))
     search.run(study, obj, 5, None)
     t = study.get_trials()[-1]
-    assert t.params["schedule"] == schedule == t.user_attrs["train"]["schedule"]
+    assert t.user_attrs["train"]["schedule"] == "cosine"  # the space's one schedule
     if schedule == "cosine":
         assert t.state == TrialState.PRUNED and t.user_attrs["pruned_at"] == 1
-    else:  # no OneCycle peers yet: too few to compare with (min_peers), so it runs on
+    else:  # no cosine peers: too few to compare with (min_peers), so it runs on
         assert t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2
 
 
