@@ -3,8 +3,9 @@
 Optuna 5 forbids `trial.report` in multi-objective studies, so pruning is ours:
 the trainer's on_epoch_end hook stores the learning curve as a user attr and, at
 each rung, asks pruning.keeps() against the curves of every other trial in the
-storage that trained the same schedule (so several workers share one pruner). A study carries its settings as
-user attrs; resuming with different ones is refused instead of mixing results.
+storage that trained the same schedule (so several workers share one pruner). A
+study carries its settings as user attrs; resuming with different ones is refused
+instead of mixing results.
 """
 from __future__ import annotations
 
