@@ -27,6 +27,16 @@ def make(tmp_path, blobs, budget=6000, starts=0, **kw):
     return s, storage, study, Objective(s, load(blobs, val_size=200, train_size=800), "fp32")
 
 
+def add_unbeatable(study, size: int, schedule: str = "cosine", **trial):
+    """Four finished trials of `size` params, at 100% from epoch 1, that trained `schedule`:
+    a larger trial ranked against them at a rung is dominated and in the bottom 2/3.
+    `trial`: more of create_trial's arguments (params, distributions)."""
+    for _ in range(4):
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, values=[100.0, size],
+            user_attrs={"params": size, "curve": [100.0, 100.0], "train": {"schedule": schedule}}, **trial))
+
+
 def test_study_shape_budget_and_trial_records(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, min_peers=3)
     search.run(study, obj, 8, None)
@@ -128,11 +138,7 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
 @pytest.mark.parametrize("prune_starts", [False, True])
 def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_starts):
     s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune_starts=prune_starts)
-    # Four finished trials, smaller and at least as accurate at epoch 1 as anything can be:
-    # any trial ranked against them at the rung is dominated and in the bottom 2/3.
-    for _ in range(4):  # the pruner ranks a trial against its own schedule's (change 30)
-        study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, values=[100.0, 500], user_attrs={
-            "params": 500, "curve": [100.0, 100.0], "train": {"schedule": "cosine"}}))
+    add_unbeatable(study, 500)  # smaller than either start, and as accurate at epoch 1 as anything can be
     search.run(study, obj, 6, None)
     starts = [t for t in study.get_trials() if "start" in t.user_attrs]
     assert len(starts) == 2
@@ -148,10 +154,8 @@ def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, p
     # Four finished trials that dominate anything at the rung, as above; they are the front,
     # so every trial rescales one of them (every=1 from trial 0).
     frac = optuna.distributions.FloatDistribution(*space.SIZE_FRAC, log=True)
-    for _ in range(4):  # 50 params: smaller than any model, so no trial is on the rung's front
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.COMPLETE, values=[100.0, 50], params={"size_frac": 0.1}, distributions={"size_frac": frac},
-            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": "cosine"}}))
+    # 50 params: smaller than any model, so no trial is on the rung's front.
+    add_unbeatable(study, 50, params={"size_frac": 0.1}, distributions={"size_frac": frac})
     study.sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=1, start=0)
     search.run(study, obj, 8, None)  # the seed preset queued first, the 4 above, 3 sampled
     ran = [t for t in study.get_trials() if "genome" in t.user_attrs and "curve" in t.user_attrs
@@ -166,11 +170,7 @@ def test_rescaled_trials_run_all_epochs_unless_prune_rescaled(tmp_path, blobs, p
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_a_trial_is_ranked_at_a_rung_only_against_its_own_schedule(tmp_path, blobs, schedule):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
-    # Four finished trials of `schedule` that dominate anything at the rung, as above.
-    for _ in range(4):
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.COMPLETE, values=[100.0, 50],
-            user_attrs={"params": 50, "curve": [100.0, 100.0], "train": {"schedule": schedule}}))
+    add_unbeatable(study, 50, schedule)  # finished trials of `schedule` that dominate anything at the rung
     search.run(study, obj, 5, None)
     t = study.get_trials()[-1]
     assert t.user_attrs["train"]["schedule"] == "cosine"  # the space's one schedule
