@@ -18,7 +18,7 @@ Every step runs the real CLI and leaves its output under --work (default
 runs/beat-seeds/); a rerun skips what is already there, so an interrupted benchmark
 resumes after its search (an interrupted search is not resumed: it is one timed run). Prints the table and writes it to benchmarks/results/beat_seeds.md.
 
-    python benchmarks/beat_seeds.py [--minutes 90] [--work runs/beat-seeds] [--first 7932,...] [--ship]
+    python benchmarks/beat_seeds.py [--minutes 90] [--work runs/beat-seeds] [--first 7932,...] [--seed N] [--ship]
 
 --ship also writes archsearch/found_presets.json: each retrained model as a preset
 named by dataset and size (mnist-7.9k), with its recipe and measured accuracy; presets
@@ -130,6 +130,10 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=6, metavar="N",
                     help="run --starts N: warm-start trials first (default 6, run's own; docs/search-record.md "
                          "change 19)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="run --seed N: the sampler's seed and each trial's training seed (default 0, run's own). "
+                         "A search is repeatable: v29 at seed 0 trained v25's first 36 trials exactly "
+                         "(docs/search-record.md), so another seed is what measures search-to-search noise")
     ap.add_argument("--lanes", type=int, default=2, help="exports and retrains run at once (default 2)")
     ap.add_argument("--first", type=row_sizes, default=set(), metavar="SIZE,...",
                     help="retrain these rows' picks first (e.g. the rows a change is meant to win, when the "
@@ -154,7 +158,7 @@ def main() -> None:
         t0 = time.time()
         out = cli("run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
                   "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs),
-                  "--starts", str(a.starts), log=log)
+                  "--starts", str(a.starts), "--seed", str(a.seed), log=log)
         search_file.write_text(json.dumps({"wall_s": round(time.time() - t0), "stdout": out}))
     search = json.loads(search_file.read_text())
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
@@ -224,7 +228,7 @@ def main() -> None:
              f"{time.strftime('%Y-%m-%d')})", "",
              f"Search: `archsearch run --budget {a.budget} --epochs 15 --trials {a.trials} --timeout "
              f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}"
-             f" --starts {a.starts}`: N = {len(trials)} trials in "
+             f" --starts {a.starts}{f' --seed {a.seed}' if a.seed else ''}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
              f"Pick: `archsearch export --study {a.study} --max-params SIZE"
