@@ -154,11 +154,13 @@ def main() -> None:
         # report only the second part's N and wall time.
         sys.exit(f"study {a.study} exists but {search_file} does not (an interrupted search?): "
                  f"one timed search cannot be resumed; use a new --study or remove studies/{a.study}.db")
+    # One list for the command that runs and the one the table reports (--seed only when not run's own).
+    run_args = ["run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
+                "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs),
+                "--starts", str(a.starts), *(["--seed", str(a.seed)] if a.seed else [])]
     if not search_file.exists():
         t0 = time.time()
-        out = cli("run", "--budget", str(a.budget), "--epochs", "15", "--trials", str(a.trials),
-                  "--timeout", str(int(a.minutes * 60)), "--study", a.study, "--jobs", str(a.jobs),
-                  "--starts", str(a.starts), "--seed", str(a.seed), log=log)
+        out = cli(*run_args, log=log)
         search_file.write_text(json.dumps({"wall_s": round(time.time() - t0), "stdout": out}))
     search = json.loads(search_file.read_text())
     front = json.loads(cli("pareto", "--study", a.study, "--json", log=log))
@@ -226,9 +228,7 @@ def main() -> None:
     pruned = sum("PRUNED at" in line for line in trials)
     lines = [f"# Seeds vs archsearch ({platform.machine()}, {platform.processor() or 'cpu'}, "
              f"{time.strftime('%Y-%m-%d')})", "",
-             f"Search: `archsearch run --budget {a.budget} --epochs 15 --trials {a.trials} --timeout "
-             f"{int(a.minutes * 60)} --study {a.study} --jobs {a.jobs}"
-             f" --starts {a.starts}{f' --seed {a.seed}' if a.seed else ''}`: N = {len(trials)} trials in "
+             f"Search: `archsearch {' '.join(run_args)}`: N = {len(trials)} trials in "
              f"{search['wall_s'] / 60:.1f} min ({complete} complete, {pruned} pruned by the pruner, "
              f"{len(trials) - complete - pruned} infeasible or failed); front of {len(front)} models.",
              f"Pick: `archsearch export --study {a.study} --max-params SIZE"
