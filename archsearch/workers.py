@@ -1,8 +1,8 @@
 """`archsearch run --jobs N`: N worker processes on this machine sharing one study.
 
 Each worker loads the data once, opens the storage itself and runs search.run()
-with its own sampler seed (seed + worker index, so random and TPE draws differ
-between workers). They coordinate only through the storage, exactly as workers
+with its own sampler seed (worker_seed: random and TPE draws differ between
+workers, and between runs with another --seed). They coordinate only through the storage, exactly as workers
 on other machines would: the trial quota, the pruner's peers and dead-worker
 recovery (heartbeats) all read it. The parent starts them, prints each finished
 trial, and forwards Ctrl-C / SIGTERM.
@@ -31,6 +31,15 @@ def threads_per_worker(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
+def worker_seed(seed: int, index: int, restarts: int = 0) -> int:
+    """The sampler seed of worker `index` (after `restarts` crashes) of a run with `seed`: a
+    different one for every (seed, restarts, index). It was seed + index (+ restarts x jobs), so
+    with 2 workers --seed 1's worker 0 drew --seed 0's worker 1's numbers, and search v30
+    (--seed 1) trained 5 of v25's (--seed 0) sampled trials exactly (docs/search-record.md)."""
+    import numpy as np
+    return int(np.random.SeedSequence([seed, restarts, index]).generate_state(1)[0])
+
+
 def worker(spec: dict, index: int) -> None:
     """One worker process. Exit code 0 when the study is done (or the timeout passed),
     130 on SIGINT, 143 on SIGTERM."""
@@ -49,7 +58,7 @@ def worker(spec: dict, index: int) -> None:
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
         storage = studies.open_storage(spec["url"], writer=True)
-        sampler = search.make_sampler(s.sampler, s.seed + index + spec.get("seed_offset", 0), s.rescale_every)
+        sampler = search.make_sampler(s.sampler, worker_seed(s.seed, index, spec["restarts"]), s.rescale_every)
         study = studies.load_study(storage, spec["study"], sampler=sampler)
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
         search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
@@ -82,7 +91,7 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
         # A restarted worker gets a new sampler seed, so that it does not redraw its predecessor's
         # trials, and what is left of the run's timeout (s), not all of it again.
         left = None if spec["timeout"] is None else spec["timeout"] - (time.monotonic() - started)
-        return ctx.Process(target=worker, args=({**spec, "seed_offset": restarts * jobs, "timeout": left}, i),
+        return ctx.Process(target=worker, args=({**spec, "restarts": restarts, "timeout": left}, i),
                            name=f"archsearch-worker-{i}")
 
     procs = [process(i, 0) for i in range(jobs)]

@@ -278,3 +278,18 @@ def test_pareto_export_and_dashboard_read_while_a_search_writes(tmp_path, blobs)
     assert cli("pareto", "--study", "blobs-b3000", cwd=tmp_path).returncode == 0
     assert cli("export", "--study", "blobs-b3000", "--out", "last", cwd=tmp_path).returncode == 0
     assert digest(db) == before
+
+
+def test_workers_of_runs_with_other_seeds_draw_other_trials_and_one_seed_repeats():
+    """Worker seeds were seed + index: with 2 workers, --seed 1's worker 0 drew --seed 0's worker 1's
+    numbers, and search v30 (--seed 1) trained 5 of v25's (--seed 0) sampled trials exactly."""
+    from archsearch.search import make_sampler
+    from archsearch.workers import worker_seed
+
+    def draws(sampler_seed):
+        study = optuna.create_study(sampler=make_sampler("random", sampler_seed))
+        return tuple(study.ask().suggest_float("x", 0, 1) for _ in range(3))
+
+    runs = [(seed, index, restarts) for seed in range(3) for index in range(4) for restarts in range(3)]
+    assert len({draws(worker_seed(*r)) for r in runs}) == len(runs)
+    assert draws(worker_seed(1, 0)) == draws(worker_seed(1, 0))  # a run is repeatable from its --seed
