@@ -1,11 +1,11 @@
 """`archsearch run --jobs N`: N worker processes on this machine sharing one study.
 
-Each worker loads the data once, opens the storage itself and runs search.run()
-with its own sampler seed (worker_seed: random and TPE draws differ between
-workers, and between runs with another --seed). They coordinate only through the
-storage, exactly as workers on other machines would: the trial quota, the pruner's peers and dead-worker
-recovery (heartbeats) all read it. The parent starts them, prints each finished
-trial, and forwards Ctrl-C / SIGTERM.
+Each worker loads the data once, opens the storage itself and runs search.run() with
+its own sampler seed (worker_seed: random and TPE draws differ between workers, and
+between runs with another --seed). They coordinate only through the storage, exactly
+as workers on other machines would: the trial quota, the pruner's peers and
+dead-worker recovery (heartbeats) all read it. The parent starts them, prints each
+finished trial, and forwards Ctrl-C / SIGTERM.
 """
 from __future__ import annotations
 
