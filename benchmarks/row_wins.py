@@ -5,7 +5,7 @@ one search's chance of winning every seed row, if the rows and searches were ind
 
 Reads benchmarks/results/beat_seeds_vN_results.json (beat_seeds.py's retrains, one per search;
 reruns and re-scorings are in files with other names and are not counted). docs/search-record.md
-("Search v32's retrains") quotes its output.
+("Search v32's retrains", "Search v33's retrains") quotes its output.
 """
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ def main(since: int) -> None:
     print("| row | won | of |\n|---|---:|---:|")
     for row in runs:
         print(f"| {row} | {won[row]} | {runs[row]} |")
-    chance = 1.0
-    for _, name in seed_rows():
+    chance, rows = 1.0, seed_rows()
+    for _, name in rows:
         chance *= won[name] / runs[name]
-    print(f"all {len(seed_rows())} seed rows in one search, rows independent: {100 * chance:.1f}%")
+    print(f"all {len(rows)} seed rows in one search, rows independent: {100 * chance:.1f}%")
 
 
 if __name__ == "__main__":
