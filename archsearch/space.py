@@ -134,15 +134,15 @@ def changed(trials) -> list[str]:
 # down by half octaves (change 24) took 29% of the workers' time (v20's starts: 16%) and won
 # no row: v22's rows went to the same rescaled copies as v20's (docs/search-record.md,
 # "Change 24 reverted").
-# lr 0.1, not the seed's 0.05 (change 31): the seed trains at batch 32, the start at 64, and at
-# 64 lr 0.1 keeps the seed's lr per image. Over 6 seeds at 7.8-7.9k params it gave 99.423% on
-# seed-7932's layout and 99.432 on this one, against 99.382 and 99.370 at lr 0.05, the same gain
-# as batch 32 without its 1.1x cost per epoch (docs/search-record.md, "After v33").
+# lr 0.1 (batch 64's twin of the seed's lr 0.05 at batch 32, change 31) gave 99.423% on
+# seed-7932's layout and 99.432 on this one over 6 seeds, against 99.382 and 99.370 at lr 0.05;
+# but TPE copied it into the sampled trials, 8 of 57 completed (v33: 11 of 64), and search v34
+# won 4 rows, not seed-7932's (docs/search-record.md, "Change 31 reverted").
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
     "convs0": 2, "k0": 3, "convs1": 2, "k1": 3, "convs2": 3, "k2": 3, "convs3": 1, "k3": 3,
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64,
+    "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 64,
     "label_smoothing": 0.0, "rotation": 7.0, "translate": 0.0,
 }
 
