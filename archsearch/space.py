@@ -136,7 +136,7 @@ def changed(trials) -> list[str]:
 # "Change 24 reverted").
 # lr 0.1 (batch 64's twin of the seed's lr 0.05 at batch 32, change 31) gave 99.423% on
 # seed-7932's layout and 99.432 on this one over 6 seeds, against 99.382 and 99.370 at lr 0.05;
-# but TPE copied it into the sampled trials, 8 of 57 completed (v33: 11 of 64), and search v34
+# but TPE copied it into the sampled trials, 9 of 71 completed (v33: 11 of 64), and search v34
 # won 4 rows, not seed-7932's (docs/search-record.md, "Change 31 reverted").
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
