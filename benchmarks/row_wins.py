@@ -5,8 +5,7 @@ one search's chance of winning every seed row, if the rows and searches were ind
 
 Reads benchmarks/results/beat_seeds_vN_results.json (beat_seeds.py's retrains, one per search;
 reruns and re-scorings are in files with other names and are not counted). docs/search-record.md
-("Search v32's retrains", "Search v33's retrains", "Change 31 reverted", "Search v35's retrains")
-quotes its output.
+quotes its output after each search since v32.
 """
 from __future__ import annotations
 
