@@ -1,7 +1,7 @@
 """Compare finished searches side by side: their fronts, and how each learning-rate
 schedule fared at the pruning rungs.
 
-    python benchmarks/study_report.py [STUDY ...]   (studies/STUDY.db; default v3 and v4)
+    python benchmarks/study_report.py [STUDY ...]   (studies/ or the committed copies; default v3, v4)
 
 Table 1, per study: trials, COMPLETE trials, and the hypervolume of the COMPLETE
 trials' (val accuracy %, params) under two reference points (95% and 98%, 20,000 params).
