@@ -37,7 +37,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class Surplus(Exception):
-    """Two workers started the last trial at once; the later one steps back (its trial ends FAIL, not counted)."""
+    """Two workers started the last trial at once, or one started a trial while a retry was queued
+    before it; the later one steps back (its trial ends FAIL, not counted)."""
 
 
 @dataclass(frozen=True)
@@ -195,10 +196,13 @@ class Objective:
     quota: int | None = None  # --trials; set by run() to step back from a race between workers
 
     def check_quota(self, trial: optuna.Trial) -> None:
-        ahead = [t for t in trial.study.get_trials(deepcopy=False)
-                 if t.number < trial.number and (counts(t) or t.state == TrialState.RUNNING)]
+        # Queued (WAITING) trials count too: a dead worker's trial is queued again under a new number,
+        # and a worker that starts a fresh trial before anyone takes the retry would otherwise run one
+        # trial past --trials (a CI run of test_workers' kill -9 test held 7 of 6).
+        ahead = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number
+                 and (counts(t) or t.state in (TrialState.RUNNING, TrialState.WAITING))]
         if self.quota is not None and len(ahead) >= self.quota:
-            trial.set_user_attr("surplus", f"{self.quota} trials were already finished or running")
+            trial.set_user_attr("surplus", f"{self.quota} trials were already finished, running or queued")
             raise Surplus()
 
     def __call__(self, trial: optuna.Trial):

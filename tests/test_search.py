@@ -72,6 +72,21 @@ def test_resume_reaches_exactly_n_in_total(tmp_path, blobs):
     assert search.finished_count(study2) == 4 and ran == 2
 
 
+def test_a_fresh_trial_steps_back_for_a_queued_retry_numbered_before_it(tmp_path, blobs):
+    # The race behind a CI failure: a dead worker's trial is queued again (WAITING, a new number),
+    # and another worker creates a fresh trial before anyone takes the retry. Both would run.
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    add_unbeatable(study, 1000)                               # trials 0-3, finished
+    study.enqueue_trial({"lr": 0.05}, skip_if_exists=False)   # trial 4: the retry, queued
+    fresh = optuna.Trial(study, storage.create_new_trial(study._study_id))  # trial 5
+    obj.quota = 5
+    with pytest.raises(search.Surplus):
+        obj.check_quota(fresh)
+    retry = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]
+    assert storage.set_trial_state_values(retry._trial_id, TrialState.RUNNING)  # taken by a worker
+    obj.check_quota(optuna.Trial(study, retry._trial_id))     # runs: 4 ahead of it, quota 5
+
+
 def test_different_settings_are_refused_and_the_study_is_untouched(tmp_path, blobs):
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
     before = hashlib.sha256((tmp_path / "s.db").read_bytes()).hexdigest()
