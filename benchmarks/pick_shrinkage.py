@@ -36,16 +36,17 @@ def picks(since: int, until: int) -> list[dict]:
     out = []
     for (v, n), mean in sorted(found.items()):
         t = studies[v].trials[n]
+        # the first 6 trials are the warm starts (`--starts 6`) in every search since v15
         kind = "copy" if "rescaled_from" in t.user_attrs else "start" if n < 6 else "sampled"
         out.append({"search": v, "trial": n, "kind": kind, "params": t.values[1], "val": t.values[0],
                     "test": t.user_attrs["test_acc"], "retrain": mean})
     return out
 
 
-def fit(rows: list[dict], x: str) -> tuple[float, float]:
-    """The least-squares slope of retrain on x, and their correlation: the slope is the share
-    of a pick's lead on x (points above its band's mean) that the 3-seed retrain keeps."""
-    xs, ys = [r[x] for r in rows], [r["retrain"] for r in rows]
+def fit(rows: list[dict]) -> tuple[float, float]:
+    """The least-squares slope of retrain on validation, and their correlation: the slope is the
+    share of a pick's lead on validation (points above its band's mean) that the retrain keeps."""
+    xs, ys = [r["val"] for r in rows], [r["retrain"] for r in rows]
     return st.linear_regression(xs, ys).slope, st.correlation(xs, ys)
 
 
@@ -69,9 +70,9 @@ def main(since: int, until: int) -> None:
         sel = [r for r in rows if lo <= r["params"] < hi]
         if len(sel) < 5:
             continue
-        b, r = fit(sel, "val")
+        slope, corr = fit(sel)
         val, ret = [r["val"] for r in sel], [r["retrain"] for r in sel]
-        print(f"| {lo:,}-{hi - 1:,} | {len(sel)} | {b:.2f} ({r:.2f}) | {span(val)} | {span(ret)} |")
+        print(f"| {lo:,}-{hi - 1:,} | {len(sel)} | {slope:.2f} ({corr:.2f}) | {span(val)} | {span(ret)} |")
 
 
 if __name__ == "__main__":
