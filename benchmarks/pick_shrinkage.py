@@ -13,24 +13,19 @@ the same, its validation run is not). docs/search-record.md ("After v37: ...") q
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import statistics as st
 
-from _studies import PUBLISHED, ROOT, load
-from row_wins import RESULTS
+from _studies import PUBLISHED, load
+from row_wins import retrains
 
 BANDS = [(1_000, 3_000), (3_000, 5_000), (5_000, 8_000), (8_000, 11_000), (11_000, 20_001)]  # params
 
 
 def picks(since: int, until: int) -> list[dict]:
     """Each distinct (search, trial) retrained by beat_seeds.py in searches since-until."""
-    found = {}
-    for path in sorted((ROOT / "benchmarks" / "results").iterdir()):
-        m = RESULTS.fullmatch(path.name)
-        if m and since <= int(m.group(1)) <= until:
-            for row in json.loads(path.read_text()):
-                if row.get("mean") is not None:
-                    found[(int(m.group(1)), row["trial"])] = row["mean"]
+    found = {(v, row["trial"]): row["mean"] for v, rows in retrains(since, until)
+             for row in rows if row.get("mean") is not None}
     searches = sorted({v for v, _ in found})
     studies = dict(zip(searches, load([f"mnist-b20000-v{v}" for v in searches], PUBLISHED)))
     out = []
@@ -43,11 +38,10 @@ def picks(since: int, until: int) -> list[dict]:
     return out
 
 
-def fit(rows: list[dict]) -> tuple[float, float]:
+def fit(val: list[float], retrain: list[float]) -> tuple[float, float]:
     """The least-squares slope of retrain on validation, and their correlation: the slope is the
     share of a pick's lead on validation (points above its band's mean) that the retrain keeps."""
-    xs, ys = [r["val"] for r in rows], [r["retrain"] for r in rows]
-    return st.linear_regression(xs, ys).slope, st.correlation(xs, ys)
+    return st.linear_regression(val, retrain).slope, st.correlation(val, retrain)
 
 
 def span(xs: list[float]) -> str:
@@ -70,14 +64,14 @@ def main(since: int, until: int) -> None:
         sel = [r for r in rows if lo <= r["params"] < hi]
         if len(sel) < 5:
             continue
-        slope, corr = fit(sel)
         val, ret = [r["val"] for r in sel], [r["retrain"] for r in sel]
+        slope, corr = fit(val, ret)
         print(f"| {lo:,}-{hi - 1:,} | {len(sel)} | {slope:.2f} ({corr:.2f}) | {span(val)} | {span(ret)} |")
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--since", type=int, default=15, help="first search counted (default 15: the warm starts)")
-    ap.add_argument("--until", type=int, default=10**6, help="last search counted (default: all)")
+    ap.add_argument("--until", type=int, default=math.inf, help="last search counted (default: all)")
     a = ap.parse_args()
     main(a.since, a.until)

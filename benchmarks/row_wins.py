@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from collections import Counter
+from collections.abc import Iterator
 
 from _studies import ROOT
 from beat_seeds import seed_rows
@@ -20,14 +22,20 @@ from beat_seeds import seed_rows
 RESULTS = re.compile(r"beat_seeds_v(\d+)_results\.json")
 
 
-def main(since: int) -> None:
-    won, runs, searches = Counter(), Counter(), []
+def retrains(since: int, until: float = math.inf) -> Iterator[tuple[int, list[dict]]]:
+    """(search number, its table rows) of each beat_seeds_vN_results.json with since <= N <=
+    until, in file-name order."""
     for path in sorted((ROOT / "benchmarks" / "results").iterdir()):
         m = RESULTS.fullmatch(path.name)
-        if not m or int(m.group(1)) < since:
-            continue
-        searches.append(int(m.group(1)))
-        for row in json.loads(path.read_text()):
+        if m and since <= int(m.group(1)) <= until:
+            yield int(m.group(1)), json.loads(path.read_text())
+
+
+def main(since: int) -> None:
+    won, runs, searches = Counter(), Counter(), []
+    for search, rows in retrains(since):
+        searches.append(search)
+        for row in rows:
             runs[row["row"]] += 1
             won[row["row"]] += bool(row["beats"])
     print(f"searches: {', '.join(f'v{v}' for v in sorted(searches))}")
