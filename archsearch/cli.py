@@ -232,7 +232,7 @@ def cmd_run(args) -> int:
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
                                min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
                                rescale_every=args.rescale_every, prune_starts=args.prune_starts,
-                               prune_rescaled=args.prune_rescaled)
+                               prune_rescaled=args.prune_rescaled, size_shift=args.size_shift)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -493,6 +493,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="from trial 20 on, every Nth trial reruns the layout and recipe of the front model "
                         "nearest its size at that size, to fill gaps in the front (default 3; 0: never, as in "
                         "studies made before search v19, docs/search-record.md change 21)")
+    p.add_argument("--size-shift", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the sweep of model sizes at a point set by --seed, so searches with other seeds "
+                        "train other sizes (default on; --no-size-shift: the same sizes for every seed, as in "
+                        "studies made before this option)")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="worker processes on this machine sharing the study (CPU cores are split between them; "
                         "several GPUs are used round robin)")

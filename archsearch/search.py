@@ -10,6 +10,7 @@ instead of mixing results.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -63,6 +64,7 @@ class Settings:
     prune_starts: bool = False  # warm-start trials run all epochs: cut at epoch 1 they were noise, not signal
                                 # (docs/search-record.md, change 20)
     prune_rescaled: bool = False  # nor do rescaled trials: the same slow starters (search v19, change 22)
+    size_shift: bool = True  # the seed rotates the sizes trials sweep (space.sweep; change 32)
 
     @classmethod
     def of(cls, study: optuna.Study) -> "Settings":
@@ -78,16 +80,23 @@ class Settings:
 
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
-LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True}
+LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True,
+                   "size_shift": False}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
     return f"{Path(dataset).stem if dataset.endswith('.npz') else dataset}-b{budget}"
 
 
-def make_sampler(name: str, seed: int, rescale_every: int = 0):
-    """The named sampler for layouts and recipes; model sizes sweep the budget, and every
-    `rescale_every`-th trial reruns a front model at its size (space.SizeSweep)."""
+def size_shift(settings: Settings) -> float:
+    """Where in the size sweep a study starts (0-1): from its seed, the same for all its workers
+    (their samplers' seeds differ: workers.worker_seed)."""
+    return random.Random(settings.seed).random() if settings.size_shift else 0.0
+
+
+def make_sampler(name: str, seed: int, rescale_every: int = 0, shift: float = 0.0):
+    """The named sampler for layouts and recipes; model sizes sweep the budget from `shift`, and
+    every `rescale_every`-th trial reruns a front model at its size (space.SizeSweep)."""
     if name == "tpe":
         # 20 random trials before TPE models (Optuna's default: 10). In search v4, 37 of the
         # 53 trials above 2.5k params from trial 20 on had one body (3 stages, the last two
@@ -99,7 +108,7 @@ def make_sampler(name: str, seed: int, rescale_every: int = 0):
         base = optuna.samplers.RandomSampler(seed=seed)
     else:
         raise SearchError(f"unknown sampler {name!r}; choose tpe, nsga2 or random")
-    return space.SizeSweep(base, every=rescale_every)
+    return space.SizeSweep(base, every=rescale_every, shift=shift)
 
 
 def open_study(storage, name: str, settings: Settings, presets: bool = True, starts: int = 0,
@@ -108,7 +117,7 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True, sta
     warm-start trials (space.START) queued first, then the seed presets; at most `trials`
     queued in all (the run's target: a trial queued beyond it would stay WAITING in the
     study for good). (study, created)."""
-    sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every)
+    sampler = make_sampler(settings.sampler, settings.seed, settings.rescale_every, size_shift(settings))
     wanted = asdict(settings)
     if name in study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)

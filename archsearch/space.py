@@ -147,13 +147,15 @@ START = {
 }
 
 
-def sweep(number: int, low: float, high: float) -> float:
+def sweep(number: int, low: float, high: float, shift: float = 0.0) -> float:
     """Trial `number`'s point in [low, high], log scale, by the van der Corput sequence
-    (1/2, 1/4, 3/4, 1/8, ...): every octave of size gets trials in turn, evenly."""
-    u, scale, n = 0.0, 0.5, number + 1
+    (1/2, 1/4, 3/4, 1/8, ...): every octave of size gets trials in turn, evenly. `shift`
+    (0-1) rotates the sequence (mod 1), so that searches with other seeds train other sizes
+    with the same evenness."""
+    u, scale, n = shift, 0.5, number + 1
     while n:
         u, scale, n = u + scale * (n & 1), scale / 2, n >> 1
-    return low * (high / low) ** u
+    return low * (high / low) ** (u % 1.0)
 
 
 class SizeSweep(optuna.samplers.BaseSampler):
@@ -172,10 +174,15 @@ class SizeSweep(optuna.samplers.BaseSampler):
     14k; the same net at 8-11k was never trained (docs/search-record.md, change 11). Sizes
     at the middle of the front's widest gaps instead (change 26) trained a copy at 7,470
     params (99.407% retrained, under seed-7932's 99.44%) and won fewer rows (search v24).
+
+    `shift` rotates the sweep (see `sweep`); the study's seed sets it (search.size_shift). Without
+    it every search trained the same sizes in the same order whatever its seed, and as a rescaled
+    copy takes its size from its trial number, two searches retrained the same copy for a row
+    (v31's and v38's seed-7932 picks; docs/search-record.md, change 32).
     """
 
-    def __init__(self, base: optuna.samplers.BaseSampler, every: int = 0, start: int = 20):
-        self.base, self.every, self.start = base, every, start
+    def __init__(self, base: optuna.samplers.BaseSampler, every: int = 0, start: int = 20, shift: float = 0.0):
+        self.base, self.every, self.start, self.shift = base, every, start, shift
         self.templates: dict[int, optuna.trial.FrozenTrial] = {}  # trial number -> front trial it rescales
 
     def template(self, study, number: int):
@@ -184,7 +191,7 @@ class SizeSweep(optuna.samplers.BaseSampler):
             return None
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "size_frac" in t.params]
         front = [t for t in done if not any(dominates(o.values, t.values) for o in done)]
-        frac = sweep(number, *SIZE_FRAC)
+        frac = sweep(number, *SIZE_FRAC, self.shift)
         return min(front, key=lambda t: abs(math.log(t.params["size_frac"] / frac)), default=None)
 
     def copied(self, trial, name: str, distribution):
@@ -207,7 +214,7 @@ class SizeSweep(optuna.samplers.BaseSampler):
 
     def sample_independent(self, study, trial, name, distribution):
         if name == "size_frac":
-            return sweep(trial.number, distribution.low, distribution.high)
+            return sweep(trial.number, distribution.low, distribution.high, self.shift)
         value = self.copied(trial, name, distribution)
         return value if value is not None else self.base.sample_independent(study, trial, name, distribution)
 

@@ -58,7 +58,8 @@ def worker(spec: dict, index: int) -> None:
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
         storage = studies.open_storage(spec["url"], writer=True)
-        sampler = search.make_sampler(s.sampler, worker_seed(s.seed, index, spec["restarts"]), s.rescale_every)
+        sampler = search.make_sampler(s.sampler, worker_seed(s.seed, index, spec["restarts"]), s.rescale_every,
+                                      search.size_shift(s))
         study = studies.load_study(storage, spec["study"], sampler=sampler)
         objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
         search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them

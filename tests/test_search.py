@@ -118,6 +118,25 @@ def test_a_study_made_before_size_peers_resumes_with_size_peers_0(tmp_path, blob
     assert not created
 
 
+def test_the_seed_sets_where_the_size_sweep_starts_and_older_studies_resume_without_a_shift(tmp_path, blobs):
+    shifts = {seed: search.size_shift(Settings(dataset=blobs, budget=6000, seed=seed)) for seed in range(4)}
+    assert len(set(shifts.values())) == 4 and all(0 < v < 1 for v in shifts.values())
+    assert search.size_shift(Settings(dataset=blobs, budget=6000, seed=3, size_shift=False)) == 0.0
+    s, storage, study, obj = make(tmp_path, blobs, budget=6000, seed=3, prune=False)
+    search.run(study, obj, 3, None)  # trial 0 is the seed-4232 preset, unsized
+    fracs = [t.params["size_frac"] for t in study.get_trials()[1:]]
+    assert fracs == [space.sweep(n, *space.SIZE_FRAC, shifts[3]) for n in (1, 2)]
+    assert fracs != [space.sweep(n, *space.SIZE_FRAC) for n in (1, 2)]  # not the unshifted sizes
+    # As a study made before this setting stored its settings: it resumes only without a shift.
+    study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "size_shift"})
+    with pytest.raises(SearchError, match=r"size_shift=False \(you gave True\)"):
+        open_study(storage, "t", s)
+    old = replace(s, size_shift=False)
+    resumed, created = open_study(storage, "t", old)
+    search.run(resumed, Objective(old, obj.data, "fp32"), 4, None)
+    assert resumed.get_trials()[3].params["size_frac"] == space.sweep(3, *space.SIZE_FRAC)
+
+
 def test_presets_that_fit_are_enqueued_smallest_first(tmp_path, blobs):
     _, _, study, _ = make(tmp_path, blobs, budget=12000)
     waiting = study.get_trials(states=(TrialState.WAITING,))
@@ -144,7 +163,7 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
     assert [t.number for t in first] == [0, 1]
     for t in first:
         assert {k: t.params[k] for k in space.START} == space.START
-        assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC)  # sized like any trial
+        assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC, search.size_shift(s))  # like any trial
         convs = [l for l in t.user_attrs["genome"]["layers"] if l["type"] == "conv"]
         assert [(l["k"], l["pad"], l["drop"]) for l in convs] == [(3, 1, 0.0)] * 7 + [(1, 0, 0.0)]
     assert first[0].user_attrs["params"] != first[1].user_attrs["params"]
@@ -153,7 +172,7 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
 @pytest.mark.parametrize("prune_starts", [False, True])
 def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_starts):
     s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune_starts=prune_starts)
-    add_unbeatable(study, 500)  # smaller than either start, and as accurate at epoch 1 as anything can be
+    add_unbeatable(study, 100)  # smaller than either start, and as accurate at epoch 1 as anything can be
     search.run(study, obj, 6, None)
     starts = [t for t in study.get_trials() if "start" in t.user_attrs]
     assert len(starts) == 2

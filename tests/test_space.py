@@ -36,6 +36,11 @@ def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     fracs = sorted(space.sweep(n, *space.SIZE_FRAC) for n in range(64))
     octaves = [sum(lo <= f < 2 * lo for f in fracs) for lo in (0.05, 0.1, 0.2, 0.4)]
     assert max(octaves) - min(octaves) <= 1  # 64 trials: the same number in every octave of size
+    for shift in (0.3, 0.9):  # a rotated sweep is as even, at other sizes
+        moved = sorted(space.sweep(n, *space.SIZE_FRAC, shift) for n in range(64))
+        octaves = [sum(lo <= f < 2 * lo for f in moved) for lo in (0.05, 0.1, 0.2, 0.4)]
+        assert max(octaves) - min(octaves) <= 1 and not set(moved) & set(fracs)
+        assert all(space.SIZE_FRAC[0] <= f <= space.SIZE_FRAC[1] for f in moved)
     from archsearch.search import make_sampler
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0))
     for n in range(14):  # past TPE's 10 random start-up trials
