@@ -70,6 +70,12 @@ def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
     assert "4 workers" in r.stdout
     study = check_study(tmp_path / "studies" / "blobs-b3000.db", 10)
     assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) > 1
+    from archsearch import search, space
+    shift = search.size_shift(search.Settings.of(study))  # the study's, though each worker's sampler has its own seed
+    assert 0 < shift < 1
+    sized = [t for t in study.trials if "size_frac" in t.params]  # not a trial that stepped back before sampling
+    assert len(sized) >= 10 and all(t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC, shift)
+                                    for t in sized)
 
 
 @pytest.mark.slow
