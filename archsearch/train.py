@@ -169,12 +169,14 @@ def evaluate(model: nn.Module, data: Data, x: torch.Tensor, y: torch.Tensor, pre
 
 
 def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable | None = None,
-          precision: str = "fp32", seed: int = 0, progress: bool = False, compile: bool = False) -> list[dict]:
+          precision: str = "fp32", seed: int = 0, progress: bool = False, compile: bool = False,
+          loss_fn: Callable | None = None) -> list[dict]:
     """Train in place on data.train_*; evaluate on data.val_* after each epoch (if any).
 
     Returns one dict per epoch: epoch, train_loss, train_acc, val_acc (None without a
     validation split), seconds. Raises TrainingDiverged on a non-finite loss.
     compile=True runs the forward through torch.compile (see check_compile).
+    loss_fn(logits, x, y) replaces the cross-entropy (x: the normalised, augmented batch).
     """
     cfg.check()
     if compile:
@@ -210,7 +212,10 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable
                 y = data.train_y[idx]
                 with autocast(data.device, precision):
                     logits = forward(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                if loss_fn is None:
+                    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                else:
+                    loss = loss_fn(logits.float(), x, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -136,3 +136,19 @@ def test_onecycle_with_very_few_steps_does_not_crash():
     torch.manual_seed(0)
     hist = train(build_model(TINY), d, replace(CFG, batch_size=256, epochs=2, schedule="onecycle"))
     assert len(hist) == 2
+
+
+def test_a_loss_fn_replaces_the_cross_entropy():
+    """train(loss_fn=...) trains on that loss (benchmarks/diag_distill.py's hook): here one that
+    calls everything class 0, so the model must not learn the task."""
+    from dataclasses import replace
+
+    import torch.nn.functional as F
+    seen = []
+
+    def everything_is_class_0(logits, x, y):
+        seen.append((x.dtype, tuple(x.shape), len(y)))
+        return F.cross_entropy(logits, torch.zeros_like(y))
+    _, hist = run(cfg=replace(CFG, epochs=2), loss_fn=everything_is_class_0)
+    assert len(seen) == 2 * (1200 // 32) and set(seen) == {(torch.float32, (32, 1, 12, 12), 32)}
+    assert hist[-1]["val_acc"] < 40  # about the share of class 0; the task itself reaches > 90
