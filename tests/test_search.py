@@ -163,6 +163,8 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
     assert [t.number for t in first] == [0, 1]
     for t in first:
         assert {k: t.params[k] for k in space.START} == space.START
+        trained = t.user_attrs["train"]  # the recipe it really trained, augmentation included (change 33)
+        assert (trained["rotation"], trained["translate"], trained["scale"]) == (7.0, 0.05, 0.1)
         assert t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC, search.size_shift(s))  # like any trial
         convs = [l for l in t.user_attrs["genome"]["layers"] if l["type"] == "conv"]
         assert [(l["k"], l["pad"], l["drop"]) for l in convs] == [(3, 1, 0.0)] * 7 + [(1, 0, 0.0)]
