@@ -83,7 +83,7 @@ def sample(trial, epochs: int) -> tuple[dict, float, TrainConfig]:
         rotation=trial.suggest_float("rotation", 0.0, 10.0),      # +- degrees
         translate=trial.suggest_float("translate", 0.0, 0.1),     # +- fraction of the image
         # Random zoom, +- this fraction (change 33; see START: with translate 0.05, scale 0.1 lifted
-        # the start by about 0.05 points at 6.4-7.8k params over 6 seeds).
+        # the start's family by 0.05-0.11 points at 4-7.8k params over 6 seeds).
         scale=trial.suggest_float("scale", 0.0, 0.15),
     )
     return p, frac, cfg
@@ -143,9 +143,9 @@ def changed(trials) -> list[str]:
 # won 4 rows, not seed-7932's (docs/search-record.md, "Change 31 reverted").
 # Augmentation (change 33): translate 0.05 and random zoom 0.1 on top of rotation 7 (one affine
 # warp either way, so no extra time). Over 6 seeds it retrained this layout at 7,816 params at
-# 99.427% against 99.370, at 6,442 at 99.402 against 99.350, and with seed-7932's OneCycle and
-# batch 32 at 7,816 at 99.478 against 99.423: +0.05 each time, 1.0-1.8 standard errors each
-# (docs/search-record.md, "Change 33").
+# 99.427% against 99.370, at 6,442 at 99.402 against 99.350, with seed-7932's OneCycle and batch
+# 32 at 7,816 at 99.478 against 99.423, and a copy at 4,040 at 99.252 against 99.142: 1.0-2.9
+# standard errors each, 3.6 pooled (docs/search-record.md, "Change 33").
 START = {
     "stages": 3, "padding": "same", "transition": "max", "squeeze": 1.0, "head": "gap_conv",
     "norm": "bn_relu", "dropout": 0.0, "drop_kind": "dropout", "width_growth": 1.4,
