@@ -59,7 +59,7 @@ def one_run(arm: str, seed: int, a) -> dict:
     from archsearch.data import load
     from archsearch.model import build_model, count_params
     from archsearch.train import evaluate, train
-    data = load("mnist", os.environ.get("ARCHSEARCH_DATA", "data"), val_size=0)
+    data = load("mnist", val_size=0)  # from $ARCHSEARCH_DATA, as `archsearch train`
     genome, cfg = load_config(a.teacher if arm == "teacher" else a.student)
     loss_fn = None
     if arm == "kd":
