@@ -245,12 +245,12 @@ def train(model: nn.Module, data: Data, cfg: TrainConfig, on_epoch_end: Callable
 
 def fit(genome: Genome, data: Data, cfg: TrainConfig, seed: int, precision: str = "fp32",
         on_epoch_end: Callable | None = None, progress: bool = False,
-        compile: bool = False) -> tuple[nn.Module, list[dict]]:
+        compile: bool = False, loss_fn: Callable | None = None) -> tuple[nn.Module, list[dict]]:
     """Build the genome's model from `seed` and train it: (model, train()'s history).
     The one recipe behind `archsearch train`, a search trial and `export --retrain`,
     so the same seed gives the same model in all three."""
     torch.manual_seed(seed)  # the initial weights
     model = build_model(genome)
     history = train(model, data, cfg, on_epoch_end, precision=precision, seed=seed, progress=progress,
-                    compile=compile)
+                    compile=compile, loss_fn=loss_fn)
     return model, history

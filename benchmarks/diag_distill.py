@@ -25,7 +25,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,9 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def load_config(path: str):
-    from archsearch.genome import Genome, TrainConfig
-    d = json.loads(Path(path).read_text())
-    return Genome.from_dict(d["genome"]), TrainConfig.from_dict(d["train"])
+    """(genome, recipe) of a config.json, read as `archsearch train --config` reads it."""
+    from archsearch.cli import load_source
+    _, genome, cfg = load_source(argparse.Namespace(preset=None, config=path))
+    return genome, cfg
 
 
 def kd_loss(teacher, alpha: float, temp: float):
@@ -58,7 +58,7 @@ def one_run(arm: str, seed: int, a) -> dict:
 
     from archsearch.data import load
     from archsearch.model import build_model, count_params
-    from archsearch.train import evaluate, train
+    from archsearch.train import evaluate, fit
     data = load("mnist", val_size=0)  # from $ARCHSEARCH_DATA, as `archsearch train`
     genome, cfg = load_config(a.teacher if arm == "teacher" else a.student)
     loss_fn = None
@@ -66,15 +66,12 @@ def one_run(arm: str, seed: int, a) -> dict:
         teacher = build_model(load_config(a.teacher)[0])
         teacher.load_state_dict(torch.load(a.work / "teacher.pt", weights_only=True))
         loss_fn = kd_loss(teacher.eval(), a.alpha, a.temp)
-    torch.manual_seed(seed)  # the initial weights, as train.fit does
-    model = build_model(genome)
-    t0 = time.perf_counter()
-    hist = train(model, data, cfg, seed=seed, loss_fn=loss_fn)
+    model, hist = fit(genome, data, cfg, seed, loss_fn=loss_fn)  # `archsearch train`'s own call
     if arm == "teacher":
         torch.save(model.state_dict(), a.work / "teacher.pt")
     return {"arm": arm, "seed": seed, "params": count_params(genome),
             "test_acc": evaluate(model, data, data.test_x, data.test_y),
-            "epoch_seconds": (time.perf_counter() - t0) / len(hist)}
+            "epoch_seconds": statistics.mean(h["seconds"] for h in hist)}
 
 
 def main() -> None:
@@ -124,9 +121,10 @@ def main() -> None:
         runs = [load(arm, s) for s in range(a.seeds)]
         accs = [r["test_acc"] for r in runs]
         means[arm] = statistics.mean(accs)
-        hits = sum(statistics.mean(c) >= a.target - 1e-9 for c in itertools.combinations(accs, 3))
+        triples = [statistics.mean(c) for c in itertools.combinations(accs, 3)]
+        hits = sum(x >= a.target - 1e-9 for x in triples)
         print(f"| {arm} | {runs[0]['params']:,} | {', '.join(f'{x:.2f}' for x in accs)} | {means[arm]:.3f} ± "
-              f"{statistics.stdev(accs):.3f} | {hits} of {len(list(itertools.combinations(accs, 3)))} | "
+              f"{statistics.stdev(accs):.3f} | {hits} of {len(triples)} | "
               f"{statistics.mean(r['epoch_seconds'] for r in runs):.1f} |")
     print(f"\ndistilled minus plain: {means['kd'] - means['plain']:+.3f} points")
 
