@@ -1,6 +1,8 @@
 """Two pick rules on the committed searches, judged by each pick's own test accuracy in the
 search (one run on 55,000 training images): export's (best validation accuracy, ties to the
-smaller model) and the largest model within one binomial standard error of that best.
+smaller model) and the largest model within one binomial standard error of that best; and,
+where both picks' genome and recipe were retrained for some search's table (a config in
+benchmarks/results/vN_picks/, its mean in beat_seeds_vN_results.json), the two retrains.
 
     python benchmarks/pick_rules.py [SEARCH ...]   (benchmarks/results/studies/mnist-b20000-SEARCH.db)
 
@@ -9,10 +11,13 @@ docs/search-record.md ("Search v20's retrains") quotes its output.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 
 from _studies import PUBLISHED, load
-from beat_seeds import seed_rows
+from beat_seeds import ROOT, seed_rows
+from row_wins import retrains
 
 from archsearch.export import ExportError, pick
 
@@ -29,6 +34,23 @@ def largest_within_se(study, size: int, best):
                 and t.values[0] >= best.values[0] - se), key=lambda t: t.values[1])
 
 
+def recipe(genome: dict, train: dict) -> str:
+    return json.dumps({"genome": genome, "train": train}, sort_keys=True)
+
+
+def retrained() -> dict[str, float]:
+    """Every retrained pick's 3-seed mean test accuracy (%), by its genome and recipe. A config
+    retrained for several searches keeps the first search's mean (the same seeds, other machines)."""
+    means = {(v, row["trial"]): row["mean"] for v, rows in retrains(0) for row in rows if row.get("mean") is not None}
+    found = {}
+    for path in sorted((ROOT / "benchmarks" / "results").glob("v*_picks/trial*.json")):
+        key = (int(re.search(r"v(\d+)_picks", str(path)).group(1)), int(re.search(r"trial(\d+)", path.name).group(1)))
+        c = json.loads(path.read_text())
+        if key in means:
+            found.setdefault(recipe(c["genome"], c["train"]), means[key])
+    return found
+
+
 def cell(t) -> str:
     return f"{int(t.values[1]):,}, {t.values[0]:.2f}, {t.user_attrs['test_acc']:.2f}"
 
@@ -37,7 +59,7 @@ def main(searches: list[str]) -> None:
     studies = load([f"mnist-b20000-{v}" for v in searches], PUBLISHED)
     print("| search | row | export's pick: params, val, test | largest within 1 SE: params, val, test | test change |")
     print("|---|---:|---|---|---:|")
-    changes = []
+    changes, paired, known = [], {}, retrained()
     for v, study in zip(searches, studies):
         for size in SEED_SIZES:
             try:
@@ -49,9 +71,21 @@ def main(searches: list[str]) -> None:
                 print(f"| {v} | {size:,} | {cell(a)} | same | |")
                 continue
             changes.append(b.user_attrs["test_acc"] - a.user_attrs["test_acc"])
+            ra, rb = (known.get(recipe(t.user_attrs["genome"], t.user_attrs["train"])) for t in (a, b))
+            if ra is not None and rb is not None:
+                paired.setdefault((int(a.values[1]), int(b.values[1]), ra, rb), []).append(f"{v} {size:,}")
             print(f"| {v} | {size:,} | {cell(a)} | {cell(b)} | {changes[-1]:+.2f} |")
     print(f"\n{len(changes)} picks change: {sum(d > 0 for d in changes)} up, {sum(d < 0 for d in changes)} down, "
           f"{sum(d == 0 for d in changes)} equal; mean change {sum(changes) / max(1, len(changes)):+.3f} points")
+    print("\nChanged picks whose two configs both have a retrain (3 seeds, final epoch, test set):\n")
+    print("| export's pick: params, retrain | largest within 1 SE: params, retrain | change | rows |")
+    print("|---|---|---:|---|")
+    for (pa, pb, ra, rb), rows in sorted(paired.items(), key=lambda kv: kv[1][0]):
+        print(f"| {pa:,}, {ra:.3f} | {pb:,}, {rb:.3f} | {rb - ra:+.3f} | {'; '.join(rows)} |")
+    d = [rb - ra for _, _, ra, rb in paired]
+    if d:
+        print(f"\n{len(d)} distinct pairs: {sum(x > 0 for x in d)} up, {sum(x < 0 for x in d)} down; "
+              f"mean change {sum(d) / len(d):+.3f} points")
 
 
 if __name__ == "__main__":
