@@ -42,12 +42,12 @@ def retrained() -> dict[str, float]:
     """Every retrained pick's 3-seed mean test accuracy (%), by its genome and recipe. A config
     retrained for several searches keeps the first search's mean (the same seeds, other machines)."""
     means = {(v, row["trial"]): row["mean"] for v, rows in retrains(0) for row in rows if row.get("mean") is not None}
-    found = {}
-    for path in sorted((ROOT / "benchmarks" / "results").glob("v*_picks/trial*.json")):
-        key = (int(re.search(r"v(\d+)_picks", str(path)).group(1)), int(re.search(r"trial(\d+)", path.name).group(1)))
-        c = json.loads(path.read_text())
-        if key in means:
-            found.setdefault(recipe(c["genome"], c["train"]), means[key])
+    found, paths = {}, (ROOT / "benchmarks" / "results").glob("v*_picks/trial*.json")
+    keyed = {(int(re.search(r"v(\d+)_picks", str(p)).group(1)), int(re.search(r"trial(\d+)", p.name).group(1))): p
+             for p in paths}
+    for key in sorted(k for k in keyed if k in means):  # by search number, so the first search's mean is kept
+        c = json.loads(keyed[key].read_text())
+        found.setdefault(recipe(c["genome"], c["train"]), means[key])
     return found
 
 
