@@ -344,9 +344,14 @@ def cmd_export(args) -> int:
     study, url = open_existing_study(args)
     if args.rescore and args.trial is not None:
         raise UserError("--rescore re-ranks the best trials under a size; use it with --max-params, not --trial")
+    if args.pick and (args.trial is not None or args.rescore):
+        raise UserError(f"--pick chooses among the trials under a size; drop it with "
+                        f"{'--trial' if args.trial is not None else '--rescore'}")
     if args.out:
         export.check_out_dir(Path(args.out), args.force)  # before any training
-    t = export.pick(study, args.max_params, args.trial)
+    t = export.pick(study, args.max_params, args.trial, args.pick or "se")
+    if args.trial is None and not args.rescore:
+        say_why(study, args.max_params, t)
     rescored = rescore_pick(args, study) if args.rescore else None
     t = rescored or t
     out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")
@@ -373,6 +378,17 @@ def cmd_export(args) -> int:
     print(f"wrote {', '.join(str(f) for f in files)}")
     print(f"verify: archsearch train --config {out / 'config.json'} --seeds 3")
     return 0
+
+
+def say_why(study, max_params, t) -> None:
+    """One line on stderr when the default pick is not the best validation score."""
+    from . import export
+    best = export.pick(study, max_params, rule="best")
+    if best.number != t.number:
+        se = export.standard_error(best.values[0], study.user_attrs["settings"]["val_size"])
+        print(f"trial {t.number} is the largest within one standard error ({se:.2f} points) of the best validation "
+              f"score under the size, trial {best.number}'s {best.values[0]:.2f}% at {int(best.values[1]):,} params "
+              f"(--pick best exports that one)", file=sys.stderr, flush=True)
 
 
 def search_split(args, study):
@@ -522,12 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("export", help="write config.json, model.py and weights.pt of a chosen trial",
-                       description="Export a COMPLETE trial: by default the most accurate within the study's "
-                                   "budget; --max-params N the most accurate at or under N; --trial N that one.")
+                       description="Export a COMPLETE trial at or under the study's budget (--max-params N: at or "
+                                   "under N), by default the largest whose validation accuracy is within one "
+                                   "standard error of the best there (--pick); --trial N exports that one.")
     add_study_options(p)
     pick = p.add_mutually_exclusive_group()
-    pick.add_argument("--max-params", type=positive_int, metavar="N", help="most accurate trial with <= N params")
+    pick.add_argument("--max-params", type=positive_int, metavar="N", help="pick among the trials with <= N params")
     pick.add_argument("--trial", type=nonnegative_int, metavar="N", help="this trial number")
+    p.add_argument("--pick", choices=("se", "best"), help="se (default): the largest trial whose validation "
+                   "accuracy is within one binomial standard error of the best (one validation run cannot tell "
+                   "them apart, and the larger usually retrains better); best: the best validation accuracy")
     p.add_argument("--out", metavar="DIR", help="output folder (default exports/<study>-trial<N>)")
     p.add_argument("--force", action="store_true", help="overwrite config.json/model.py/weights.pt in --out")
     p.add_argument("--retrain", action="store_true",

@@ -1,11 +1,12 @@
-"""Issue 6's measurement: one search on MNIST, then the best model at or under each
+"""Issue 6's measurement: one search on MNIST, then export's pick at or under each
 seed's size retrained on the full training set, seed by seed against the hand designs.
 
 1. `archsearch run --budget 20000 --epochs 15 --trials N --timeout T --jobs 2 --starts 6`
    (default N 200, T 5400 s: no new trial starts after 90 minutes; the last one finishes).
 2. For each seed size (and the two stretch rows, 2,000 and 8,000), `archsearch export
-   --max-params P`: the most accurate trial *on validation* at or under P (with
-   --rescore K: the best of the top K by the mean of 2 fresh validation runs each; default
+   --max-params P`: export's default pick at or under P, the largest trial within one
+   standard error of the best *validation* score (since change 34; v15-v42 took the best;
+   with --rescore K: the best of the top K by the mean of 2 fresh validation runs each; default
    0, as export's own: re-scoring v11's picks won fewer rows, not more, docs/search-record.md
    "Re-scoring v11"). --export-retrain passes export's --retrain, for a study copied here
    without its trained weights.

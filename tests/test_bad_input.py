@@ -64,6 +64,9 @@ CASES = [
     (["export", "--study", "blobs-b3000", "--trial", "99"], "has no trial 99"),
     (["export", "--study", "blobs-b3000", "--trial", "-1"], "--trial: must be 0 or more"),
     (["export", "--study", "blobs-b3000", "--max-params", "5000", "--trial", "1"], "not allowed with argument"),
+    (["export", "--study", "blobs-b3000", "--trial", "1", "--pick", "best"], "--pick chooses among the trials "
+                                                                            "under a size; drop it with --trial"),
+    (["export", "--study", "blobs-b3000", "--pick", "median"], "invalid choice: 'median'"),
     (["export", "--study", "blobs-b3000", "--out", "blobs.npz"], "is a file; give a folder"),
     (["export", "--study", "blobs-b3000", "--out", "full"], "already holds files (x.txt); use --force"),
     (["export", "--study", "blobs-b3000", "--out", "/proc/x"], "cannot write to /proc"),
