@@ -357,6 +357,9 @@ def cmd_export(args) -> int:
     out = Path(args.out or f"exports/{study.study_name}-trial{t.number}")
     export.check_out_dir(out, args.force)  # before any retraining
     cfg = export.config(study, t)
+    # How this trial was chosen, for whoever reads the config later: --trial, --rescore or the --pick rule.
+    cfg["provenance"]["pick"] = ("trial" if args.trial is not None else "rescore" if args.rescore
+                                 else args.pick or "se")
     if rescored:
         from .rescore import runs, score
         cfg["metrics"]["val_acc_rescored"] = round(score(study, t.number, args.rescore_seeds), 4)

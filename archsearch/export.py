@@ -93,13 +93,14 @@ def standard_error(acc: float, images: int) -> float:
 # Why "se": the best of many single validation runs is the luckiest, not the best model (issue
 # 6's picks retrained 0.08 points below their validation score on average), and among trials
 # that validate alike the larger one usually retrains better, as the front rises with size.
-# Measured in docs/search-record.md, "After v42" and "Change 34".
+# Measured in docs/search-record.md, "After v42" and "Change 34 measured: kept".
 
 
 def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None,
          rule: str = "se") -> optuna.trial.FrozenTrial:
     """--trial N, else among the COMPLETE trials with at most max_params (default: the study's
-    budget) the one `rule` ("se" or "best", above) chooses; ties go to the smaller model."""
+    budget) the one `rule` ("se" or "best", above) chooses. Ties: "se" takes the more accurate
+    of two of one size, "best" the smaller of two equally accurate."""
     trials = study.get_trials(deepcopy=False)
     if number is not None:
         t = next((t for t in trials if t.number == number), None)

@@ -85,9 +85,10 @@ def test_max_params_picks_within_one_se_and_pick_best_the_best(study_dir, tmp_pa
         out = tmp_path / f"e{len(flags)}"
         r = cli("export", "--max-params", str(cap), *flags, "--out", str(out), cwd=study_dir)
         assert r.returncode == 0, r.stderr
-        assert json.loads((out / "config.json").read_text())["provenance"]["trial"] == want.number
+        provenance = json.loads((out / "config.json").read_text())["provenance"]
+        assert provenance["trial"] == want.number and provenance["pick"] == (flags[1] if flags else "se")
         # Only a default pick that is not the best validation score says why.
-        assert ("is the largest within one standard error" in r.stderr) == (not flags and want != best(fits))
+        assert ("is the largest within one standard error" in r.stderr) == (not flags and want.number != best(fits).number)
 
 
 def test_pick_rules_on_a_study_with_known_scores(tmp_path):

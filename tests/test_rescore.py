@@ -46,7 +46,7 @@ def test_rescore_trains_the_top_k_on_fresh_seeds_and_picks_by_their_mean(study_d
     mean = {n: sum(x["val_acc"] for x in runs) / 2 for n, runs in stored.items()}
     want = max(top, key=lambda t: (mean[t.number], -t.values[1]))
     cfg = json.loads((tmp_path / "e" / "config.json").read_text())
-    assert cfg["provenance"]["trial"] == want.number
+    assert cfg["provenance"]["trial"] == want.number and cfg["provenance"]["pick"] == "rescore"
     assert cfg["metrics"]["val_acc_rescored"] == pytest.approx(mean[want.number], abs=1e-4)
     assert cfg["metrics"]["rescore_runs"] == stored[want.number]
     # A stored run is a real training: the same genome, recipe and seed on the search's split give it again.
