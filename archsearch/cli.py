@@ -389,9 +389,10 @@ def say_why(study, max_params, t) -> None:
     best = export.pick(study, max_params, rule="best")
     if best.number != t.number:
         se = export.standard_error(best.values[0], study.user_attrs["settings"]["val_size"])
-        print(f"trial {t.number} is the largest within one standard error ({se:.2f} points) of the best validation "
-              f"score under the size, trial {best.number}'s {best.values[0]:.2f}% at {int(best.values[1]):,} params "
-              f"(--pick best exports that one)", file=sys.stderr, flush=True)
+        print(f"trial {t.number} ({int(t.values[1]):,} params, val {t.values[0]:.2f}%) is the largest within one "
+              f"standard error ({se:.2f} points) of the best validation score at or under "
+              f"{export.size_cap(study, max_params):,} params, trial {best.number}'s {best.values[0]:.2f}% at "
+              f"{int(best.values[1]):,} (--pick best exports that one)", file=sys.stderr, flush=True)
 
 
 def search_split(args, study):
