@@ -69,7 +69,7 @@ def main(searches: list[str]) -> None:
             b = pick(study, size, rule="se")
             row = tables.get(v, {}).get(size)
             rb = known.get(recipe(b.user_attrs["genome"], b.user_attrs["train"]))
-            if row is not None:  # the table retrained export's pick of its day, the best validation score
+            if row is not None and row["trial"] == a.number:  # the table retrained the best validation score
                 won["best"] += row["beats"]
                 if a.number == b.number or rb is not None:
                     won["se"] += row["beats"] if a.number == b.number else rb >= row["target"] - 1e-9
