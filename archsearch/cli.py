@@ -349,7 +349,8 @@ def cmd_export(args) -> int:
                         f"{'--trial' if args.trial is not None else '--rescore'}")
     if args.out:
         export.check_out_dir(Path(args.out), args.force)  # before any training
-    t = export.pick(study, args.max_params, args.trial, args.pick or "se")
+    rule = args.pick or "se"  # None by default, so that --pick beside --trial or --rescore is caught above
+    t = export.pick(study, args.max_params, args.trial, rule)
     if args.trial is None and not args.rescore:
         say_why(study, args.max_params, t)
     rescored = rescore_pick(args, study) if args.rescore else None
@@ -358,8 +359,7 @@ def cmd_export(args) -> int:
     export.check_out_dir(out, args.force)  # before any retraining
     cfg = export.config(study, t)
     # How this trial was chosen, for whoever reads the config later: --trial, --rescore or the --pick rule.
-    cfg["provenance"]["pick"] = ("trial" if args.trial is not None else "rescore" if args.rescore
-                                 else args.pick or "se")
+    cfg["provenance"]["pick"] = "trial" if args.trial is not None else "rescore" if args.rescore else rule
     if rescored:
         from .rescore import runs, score
         cfg["metrics"]["val_acc_rescored"] = round(score(study, t.number, args.rescore_seeds), 4)
@@ -388,7 +388,7 @@ def say_why(study, max_params, t) -> None:
     from . import export
     best = export.pick(study, max_params, rule="best")
     if best.number != t.number:
-        se = export.standard_error(best.values[0], study.user_attrs["settings"]["val_size"])
+        se = export.standard_error(best.values[0], export.val_images(study))
         print(f"trial {t.number} ({int(t.values[1]):,} params, val {t.values[0]:.2f}%) is the largest within one "
               f"standard error ({se:.2f} points) of the best validation score at or under "
               f"{export.size_cap(study, max_params):,} params, trial {best.number}'s {best.values[0]:.2f}% at "

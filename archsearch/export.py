@@ -80,6 +80,11 @@ def size_cap(study: optuna.Study, max_params: int | None) -> int | None:
     return max_params if max_params is not None else study.user_attrs.get("settings", {}).get("budget")
 
 
+def val_images(study: optuna.Study) -> int | None:
+    """The size of the study's validation split (images); None for a study without settings."""
+    return study.user_attrs.get("settings", {}).get("val_size")
+
+
 def standard_error(acc: float, images: int) -> float:
     """One binomial standard error (points) of an accuracy (%) measured on `images` images:
     about 0.09 points at 99.6% on the default 5,000 validation images."""
@@ -122,7 +127,7 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
         raise ExportError(f"no COMPLETE trial has at most {cap:,} params; the smallest has {smallest:,}: "
                           f"use --max-params {smallest} or more")
     best = max(fits, key=lambda t: (t.values[0], -t.values[1]))
-    images = study.user_attrs.get("settings", {}).get("val_size")
+    images = val_images(study)
     if rule == "best" or not images:  # a study without settings: no validation size to judge by
         return best
     floor = best.values[0] - standard_error(best.values[0], images)

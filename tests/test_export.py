@@ -100,19 +100,17 @@ def test_pick_rules_on_a_study_with_known_scores(tmp_path):
     scores = [(99.60, 8000), (99.52, 10000), (99.55, 10000), (99.40, 12000), (99.70, 15000), (99.61, 19000)]
     for val, params in scores:
         study.add_trial(optuna.trial.create_trial(values=[val, params]))
-    pruned = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED)
-    study.add_trial(pruned)  # never picked, whatever its size
-    number = lambda trial: trial.number  # noqa: E731
-    assert number(pick(study, 12000)) == 2  # 99.55 at 10,000: within 0.089 of 99.60; the better of two 10,000s
-    assert number(pick(study, 12000, rule="best")) == 0
-    assert number(pick(study, 9000)) == number(pick(study, 9000, rule="best")) == 0  # nothing else fits
-    assert number(pick(study)) == 4  # the budget: 99.61 at 19,000 is 0.09 below 99.70, outside one SE
-    assert number(pick(study, number=3)) == 3  # --trial: that one, whatever the rule
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))  # never picked
+    assert pick(study, 12000).number == 2  # 99.55 at 10,000: within 0.089 of 99.60; the better of two 10,000s
+    assert pick(study, 12000, rule="best").number == 0
+    assert pick(study, 9000).number == pick(study, 9000, rule="best").number == 0  # nothing else fits
+    assert pick(study).number == 4  # the budget: 99.61 at 19,000 is 0.09 below 99.70, outside one SE
+    assert pick(study, number=3).number == 3  # --trial: that one, whatever the rule
     bare = optuna.create_study(study_name="bare", storage=f"sqlite:///{tmp_path}/s.db",
                                directions=["maximize", "minimize"])
     for val, params in scores:  # a study without settings has no validation size: the best is picked
         bare.add_trial(optuna.trial.create_trial(values=[val, params]))
-    assert number(pick(bare, 12000)) == 0
+    assert pick(bare, 12000).number == 0
 
 
 def test_retrain_reproduces_the_trial(study_dir, tmp_path):
