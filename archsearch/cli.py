@@ -408,8 +408,8 @@ def rescore_pick(args, study):
     """--rescore K: the best of the top K trials at or under the size by the mean of
     --rescore-seeds fresh training runs on validation (archsearch/rescore.py says why)."""
     from . import rescore
-    from .export import size_cap
-    trials = rescore.candidates(study, size_cap(study, args.max_params), args.rescore)
+    from .export import fits, size_cap
+    trials = fits(study, size_cap(study, args.max_params))[:args.rescore]
     if len(trials) == 1:  # nothing to rank it against: export.pick's choice stands, not re-scored
         print(f"trial {trials[0].number} is the only COMPLETE trial at or under the size: nothing to re-score",
               file=sys.stderr, flush=True)

@@ -101,6 +101,13 @@ def standard_error(acc: float, images: int) -> float:
 # Measured in docs/search-record.md, "After v42" and "Change 34 measured: kept".
 
 
+def fits(study: optuna.Study, cap: int | None) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials with at most `cap` params (None: any size), most accurate first;
+    of two equally accurate, the smaller first. `--rescore K` ranks the first K of these."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sorted((t for t in done if cap is None or t.values[1] <= cap), key=lambda t: (-t.values[0], t.values[1]))
+
+
 def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None,
          rule: str = "se") -> optuna.trial.FrozenTrial:
     """--trial N, else among the COMPLETE trials with at most max_params (default: the study's
@@ -117,21 +124,21 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
             raise ExportError(f"trial {number} is {t.state.name}{why}, not COMPLETE; pick a COMPLETE one "
                               f"from 'archsearch pareto'")
         return t
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    if not done:
-        raise ExportError(f"study {study.study_name!r} has no COMPLETE trial yet; let 'archsearch run' finish one")
     cap = size_cap(study, max_params)
-    fits = [t for t in done if cap is None or t.values[1] <= cap]
-    if not fits:
+    ranked = fits(study, cap)
+    if not ranked:
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if not done:
+            raise ExportError(f"study {study.study_name!r} has no COMPLETE trial yet; let 'archsearch run' finish one")
         smallest = min(int(t.values[1]) for t in done)
         raise ExportError(f"no COMPLETE trial has at most {cap:,} params; the smallest has {smallest:,}: "
                           f"use --max-params {smallest} or more")
-    best = max(fits, key=lambda t: (t.values[0], -t.values[1]))
+    best = ranked[0]
     images = val_images(study)
     if rule == "best" or not images:  # a study without settings: no validation size to judge by
         return best
     floor = best.values[0] - standard_error(best.values[0], images)
-    return max((t for t in fits if t.values[0] >= floor), key=lambda t: (t.values[1], t.values[0]))
+    return max((t for t in ranked if t.values[0] >= floor), key=lambda t: (t.values[1], t.values[0]))
 
 
 # What is written ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import statistics
 from typing import Callable
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from .genome import Genome, TrainConfig
 from .search import Settings, trial_seed
@@ -34,13 +34,6 @@ SEED_STRIDE = 1_000_000
 def key(number: int, k: int) -> str:
     """Where trial `number`'s k-th fresh run (k = 1, 2, ...) is stored."""
     return f"rescore:{number}:{k}"
-
-
-def candidates(study: optuna.Study, max_params: int, top: int) -> list[FrozenTrial]:
-    """The `top` most accurate COMPLETE trials with at most max_params, best first
-    (ties go to the smaller model, as in export.pick)."""
-    fits = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values[1] <= max_params]
-    return sorted(fits, key=lambda t: (-t.values[0], t.values[1]))[:top]
 
 
 def runs(study: optuna.Study, number: int) -> list[dict]:

@@ -7,7 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from archsearch import rescore
+from archsearch import export, rescore
 from archsearch.data import load
 from archsearch.genome import Genome, TrainConfig
 from archsearch.search import Settings, trial_seed
@@ -75,7 +75,7 @@ def test_the_pick_follows_the_fresh_mean_not_the_search_score(tmp_path):
     for n, accs in ((0, (99.20, 99.30)), (1, (99.30, 99.34)), (2, (99.40, 99.36))):
         for k, acc in enumerate(accs, 1):
             s.set_user_attr(f"rescore:{n}:{k}", {"seed": k, "val_acc": acc})
-    cands = rescore.candidates(s, 8500, 3)
+    cands = export.fits(s, 8500)[:3]
     assert [t.number for t in cands] == [0, 1, 2]  # trial 3 is over the size
     assert rescore.best(s, cands, 2).number == 2
     assert rescore.score(s, 2, 1) == pytest.approx(99.40)  # only the first R runs count
