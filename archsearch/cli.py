@@ -232,7 +232,8 @@ def cmd_run(args) -> int:
                                train_size=args.train_size, seed=args.seed, prune=args.prune, eta=args.eta,
                                min_rung=args.min_rung, sampler=args.sampler, size_peers=args.size_peers,
                                rescale_every=args.rescale_every, prune_starts=args.prune_starts,
-                               prune_rescaled=args.prune_rescaled, size_shift=args.size_shift)
+                               prune_rescaled=args.prune_rescaled, size_shift=args.size_shift,
+                               start_recipe=args.start_recipe)
     data = load(args.dataset, args.data_dir, val_size=args.val_size, train_size=args.train_size, device=device)
     smallest = search.min_budget(data.in_shape, data.num_classes)
     if args.budget < smallest:
@@ -496,6 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a new study first trains N warm-start trials: one textbook layout (same-padded 3x3 "
                         "convs, no dropout) with a proven recipe, at sizes across the budget (default 6, as in "
                         "search v15: docs/search-record.md, change 19; 0: off)")
+    p.add_argument("--start-recipe", default="onecycle32", choices=("onecycle32", "seed-7932", "space"),
+                   help="what the warm starts and their rescaled copies train, outside the sampled space "
+                        "(default onecycle32: seed-7932's OneCycle at batch 32 with zoom and translation; "
+                        "seed-7932: that preset's own, as in search v27; space: the starts' in-space values, "
+                        "as in studies made before this option; docs/search-record.md, change 35)")
     p.add_argument("--prune-starts", action="store_true",
                    help="let the pruner cut warm-start trials too (default: they run all epochs, as the same "
                         "start cut at epoch 1 in one search reached 99.40%% in another; studies made before "

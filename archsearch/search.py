@@ -65,6 +65,8 @@ class Settings:
                                 # (docs/search-record.md, change 20)
     prune_rescaled: bool = False  # nor do rescaled trials: the same slow starters (search v19, change 22)
     size_shift: bool = True  # the seed rotates the sizes trials sweep (space.sweep; change 32)
+    start_recipe: str = "onecycle32"  # what the warm starts and their rescaled copies train (space.START_RECIPES;
+                                      # change 35); "space": START's own in-space values
 
     @classmethod
     def of(cls, study: optuna.Study) -> "Settings":
@@ -81,7 +83,7 @@ class Settings:
 # Settings added after studies were made with the behaviour these values select: an older
 # study resumes with them (archsearch run --size-peers 0), not with a mismatch on a missing key.
 LEGACY_SETTINGS = {"size_peers": 0, "rescale_every": 0, "prune_starts": True, "prune_rescaled": True,
-                   "size_shift": False}
+                   "size_shift": False, "start_recipe": "space"}
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -123,7 +125,7 @@ def open_study(storage, name: str, settings: Settings, presets: bool = True, sta
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         stored = {**LEGACY_SETTINGS, **study.user_attrs.get("settings", {})}
         gone = [f"{k}={v!r}" for k, v in stored.items() if k not in wanted]
-        if gone:  # made with a change since reverted (e.g. start_recipe, change 29): resuming would mix two searches
+        if gone:  # made with a change since reverted: resuming would mix two searches
             raise SearchError(f"study {name!r} was created with {', '.join(gone)}, a setting this version does not "
                               f"have; start a new study with --study NEW_NAME")
         diff = [f"{k}={stored.get(k)!r} (you gave {v!r})" for k, v in wanted.items() if stored.get(k) != v]
@@ -214,11 +216,33 @@ class Objective:
             trial.set_user_attr("surplus", f"{self.quota} trials were already finished, running or queued")
             raise Surplus()
 
+    def recipe(self, trial, attrs: dict) -> str | None:
+        """The name of the recipe (space.START_RECIPES) this trial trains instead of its sampled one, or None.
+
+        The warm starts train the study's start recipe, which the sampled space leaves out (OneCycle,
+        batch 32: see space.sample), while their parameters keep START's in-space values: those are
+        what TPE learns from, and when the starts' parameters held batch 32 (change 28) TPE put it
+        on 26 of 28 sampled trials and search v26 lost rows. A rescaled copy trains its template's
+        recipe, as it copies the rest of it (docs/search-record.md, changes 29 and 35)."""
+        if "start" in attrs:
+            return None if self.s.start_recipe == "space" else self.s.start_recipe
+        if "rescaled_from" in attrs:
+            storage = trial.study._storage
+            tid = storage.get_trial_id_from_study_id_trial_number(trial.study._study_id, attrs["rescaled_from"])
+            return storage.get_trial_user_attrs(tid).get("recipe")
+        return None
+
     def __call__(self, trial: optuna.Trial):
         self.check_quota(trial)
         trial.set_user_attr("curve", [])  # a retried trial inherits its dead original's attrs
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         genome, cfg = self.genome_and_config(trial)
+        # The sampler stores `rescaled_from` after this trial's attrs were read, hence the read.
+        attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
+        recipe = self.recipe(trial, attrs)
+        if recipe:
+            cfg = replace(space.START_RECIPES[recipe], epochs=self.s.epochs)
+            trial.set_user_attr("recipe", recipe)
         params = count_params(genome)
         trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
         dashboard.save_trial_note(trial, genome, cfg)
@@ -229,8 +253,7 @@ class Objective:
         curve: list[float] = []
         t0 = time.perf_counter()
         # Copies of a model that trained well over all its epochs run them all too, unless the study
-        # says otherwise. The sampler stores `rescaled_from` after this trial's attrs were read, hence the read.
-        attrs = trial.study._storage.get_trial_user_attrs(trial._trial_id)
+        # says otherwise.
         exempt = (("start" in attrs and not self.s.prune_starts)
                   or ("rescaled_from" in attrs and not self.s.prune_rescaled))
 

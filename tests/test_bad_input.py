@@ -41,6 +41,7 @@ CASES = [
     ([*RUN, "--trials", "0"], "--trials: must be a positive integer"),
     ([*RUN, "--timeout", "0"], "--timeout: must be positive"),
     ([*RUN, "--sampler", "cmaes"], "invalid choice: 'cmaes'"),
+    ([*RUN, "--start-recipe", "seed-1"], "invalid choice: 'seed-1'"),
     ([*RUN, "--epochs", "1"], "leaves no room for pruning"),
     ([*RUN, "--jobs", "0"], "--jobs: must be a positive integer"),
     ([*RUN, "--jobs", "9", "--trials", "4"], "--jobs 9 is more than --trials 4"),

@@ -174,7 +174,8 @@ def test_warm_starts_run_first_with_the_start_layout_at_swept_sizes(tmp_path, bl
 @pytest.mark.parametrize("prune_starts", [False, True])
 def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_starts):
     s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune_starts=prune_starts)
-    add_unbeatable(study, 100)  # smaller than either start, and as accurate at epoch 1 as anything can be
+    # Smaller than either start, as accurate at epoch 1 as anything can be, and of the starts' schedule.
+    add_unbeatable(study, 100, schedule=space.START_RECIPES[s.start_recipe].schedule)
     search.run(study, obj, 6, None)
     starts = [t for t in study.get_trials() if "start" in t.user_attrs]
     assert len(starts) == 2
@@ -182,6 +183,42 @@ def test_warm_starts_run_all_epochs_unless_prune_starts(tmp_path, blobs, prune_s
         assert all(t.state == TrialState.PRUNED and t.user_attrs["pruned_at"] == 1 for t in starts)
     else:
         assert all(t.state == TrialState.COMPLETE and len(t.user_attrs["curve"]) == 2 for t in starts)
+
+
+@pytest.mark.parametrize("recipe", ["onecycle32", "space"])
+def test_warm_starts_and_their_rescaled_copies_train_the_start_recipe(tmp_path, blobs, recipe):
+    s, storage, study, obj = make(tmp_path, blobs, budget=6000, starts=2, prune=False, start_recipe=recipe)
+    study.sampler = space.SizeSweep(optuna.samplers.RandomSampler(seed=0), every=2, start=3)
+    search.run(study, obj, 6, None)  # 2 starts, the seed preset, then rescaled, sampled, rescaled
+    trials = study.get_trials()
+    starts = [t for t in trials if "start" in t.user_attrs]
+    copies = [t for t in trials if "rescaled_from" in t.user_attrs]
+    assert len(starts) == 2 and len(copies) == 2 and all(t.state == TrialState.COMPLETE for t in starts + copies)
+    for t in starts:  # the sampler learns START's in-space values either way
+        assert {k: t.params[k] for k in space.START} == space.START
+        if recipe == "space":
+            assert {k: t.user_attrs["train"][k] for k in ("schedule", "batch_size", "lr", "scale")} == \
+                {"schedule": "cosine", "batch_size": 64, "lr": 0.05, "scale": 0.1}
+            assert "recipe" not in t.user_attrs
+        else:  # off the space: the point of it
+            assert t.user_attrs["recipe"] == recipe and t.user_attrs["train"] == {
+                **space.START_RECIPES[recipe].to_dict(), "epochs": 2, "schedule": "onecycle", "batch_size": 32}
+    # A copy trains its template's recipe, whichever it was; the first copy's template is a start.
+    assert "start" in trials[copies[0].user_attrs["rescaled_from"]].user_attrs
+    for t in copies:
+        template = trials[t.user_attrs["rescaled_from"]]
+        assert t.user_attrs["train"] == template.user_attrs["train"], t.number
+        assert t.user_attrs.get("recipe") == template.user_attrs.get("recipe")
+    others = [t for t in trials if t not in starts + copies]
+    assert others and all("recipe" not in t.user_attrs for t in others)
+
+
+def test_a_study_made_before_start_recipe_resumes_with_the_space_recipe(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=3000)
+    study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "start_recipe"})
+    with pytest.raises(SearchError, match=r"start_recipe='space' \(you gave 'onecycle32'\)"):
+        open_study(storage, "t", s)
+    assert not open_study(storage, "t", replace(s, start_recipe="space"))[1]
 
 
 @pytest.mark.parametrize("prune_rescaled", [False, True])
@@ -225,10 +262,10 @@ def test_a_study_made_before_prune_starts_resumes_pruning_its_starts(tmp_path, b
 
 
 def test_a_study_with_a_setting_this_version_lacks_is_refused(tmp_path, blobs):
-    # Search v27's study was made with start_recipe (change 29, since reverted).
+    # As a study made with a change since reverted would be (e.g. v23's val_size, had it been new).
     s, storage, study, obj = make(tmp_path, blobs, budget=3000)
-    study.set_user_attr("settings", {**study.user_attrs["settings"], "start_recipe": "seed-7932"})
-    with pytest.raises(SearchError, match=r"created with start_recipe='seed-7932', a setting this version does not"):
+    study.set_user_attr("settings", {**study.user_attrs["settings"], "warm_restarts": True})
+    with pytest.raises(SearchError, match=r"created with warm_restarts=True, a setting this version does not"):
         open_study(storage, "t", s)
     assert Settings.of(study) == s  # export and rescore still read its trials
 
