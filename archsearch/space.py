@@ -11,11 +11,13 @@ a genome, so every model is within budget by construction.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import optuna
 from optuna.trial import TrialState
 
 from .genome import Conv, Genome, GenomeError, Linear, Pool, TrainConfig
+from .presets import PRESETS
 from .pruning import dominates
 
 MIN_STAGES = 2          # at least one pool before the head: one-stage nets could not learn
@@ -164,12 +166,9 @@ START = {
 # sampled space cannot hold it: OneCycle trials die at the epoch-1 rung, and TPE copies batch 32 into
 # the sampled trials (`sample`, changes 28 and 30). "seed-7932": that preset's recipe, without the
 # augmentation (search v27, change 29). Studies made before this setting resume with "space".
-START_RECIPES = {
-    "onecycle32": TrainConfig(batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
-                              schedule="onecycle", pct_start=0.25, rotation=7.0, translate=0.05, scale=0.1),
-    "seed-7932": TrainConfig(batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4,
-                             schedule="onecycle", pct_start=0.25, rotation=7.0),
-}
+_SEED_7932 = PRESETS["seed-7932"].train
+START_RECIPES = {"onecycle32": replace(_SEED_7932, translate=START["translate"], scale=START["scale"]),
+                 "seed-7932": _SEED_7932}
 
 
 def sweep(number: int, low: float, high: float, shift: float = 0.0) -> float:
