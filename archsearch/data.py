@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import default_data_dir  # in the package, so that the CLI's --help needs no torch
+from .errors import ArchsearchError
 
 SPLIT_SEED = 20260101
 IDX_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "kmnist": "KMNIST"}
@@ -30,7 +31,7 @@ DATASETS = (*IDX_SETS, "cifar10")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-class DataError(ValueError):
+class DataError(ArchsearchError):
     """Data that is missing, corrupt, or not what the user asked for."""
 
 

@@ -2,8 +2,8 @@
 
 The weights come from the search itself: every COMPLETE trial stores its trained
 state_dict as an Optuna artifact in a folder next to the study (a 10k-parameter
-model is ~45 KB). A trial without them (another machine's folder, or an older
-study) is retrained with `--retrain`: same data split, config and seed.
+model is ~45 KB). A trial without them (say, a study run on another machine) is
+retrained with `--retrain`: same data split, config and seed.
 
 Everything is written into a fresh temporary folder first and moved into place
 at the end, so a failure never leaves half an export behind.
@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from . import __version__
 from .genome import Genome, TrainConfig
 from .model import count_flops, count_params, ops
+from .errors import ArchsearchError
 
 if TYPE_CHECKING:  # torch is imported where weights are handled: choosing a trial needs none
     import torch
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # torch is imported where weights are handled: choosing a tri
 FILES = ("config.json", "model.py", "weights.pt")
 
 
-class ExportError(ValueError):
+class ExportError(ArchsearchError):
     """A trial that cannot be exported as asked; the message says what to do."""
 
 
@@ -75,14 +76,14 @@ def load_weights(trial: optuna.trial.FrozenTrial, folder: Path) -> dict | None:
 
 # Which trial -----------------------------------------------------------------------------
 
-def size_cap(study: optuna.Study, max_params: int | None) -> int | None:
-    """--max-params, else the study's budget (None for a study without settings)."""
-    return max_params if max_params is not None else study.user_attrs.get("settings", {}).get("budget")
+def size_cap(study: optuna.Study, max_params: int | None) -> int:
+    """--max-params, else the study's budget."""
+    return max_params if max_params is not None else study.user_attrs["settings"]["budget"]
 
 
-def val_images(study: optuna.Study) -> int | None:
-    """The size of the study's validation split (images); None for a study without settings."""
-    return study.user_attrs.get("settings", {}).get("val_size")
+def val_images(study: optuna.Study) -> int:
+    """The size of the study's validation split (images)."""
+    return study.user_attrs["settings"]["val_size"]
 
 
 def standard_error(acc: float, images: int) -> float:
@@ -95,17 +96,17 @@ def standard_error(acc: float, images: int) -> float:
 # How pick() chooses among the trials that fit (`export --pick`): "se", the default, takes the
 # largest whose validation accuracy is within one standard error of the best one's; "best" takes
 # the best one.
-# Why "se": the best of many single validation runs is the luckiest, not the best model (issue
-# 6's picks retrained 0.08 points below their validation score on average), and among trials
-# that validate alike the larger one usually retrains better, as the front rises with size.
-# Measured in docs/search-record.md, "After v42" and "Change 34 measured: kept".
+# Why "se": the best of many single validation runs is the luckiest, not the best model (picks
+# retrained 0.08 points below their validation score on average), and among trials that
+# validate alike the larger one usually retrains better, as the front rises with size
+# (docs/decisions.md).
 
 
-def fits(study: optuna.Study, cap: int | None) -> list[optuna.trial.FrozenTrial]:
+def fits(study: optuna.Study, cap: int) -> list[optuna.trial.FrozenTrial]:
     """The COMPLETE trials with at most `cap` params (None: any size), most accurate first;
     of two equally accurate, the smaller first. `--rescore K` ranks the first K of these."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted((t for t in done if cap is None or t.values[1] <= cap), key=lambda t: (-t.values[0], t.values[1]))
+    return sorted((t for t in done if t.values[1] <= cap), key=lambda t: (-t.values[0], t.values[1]))
 
 
 def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None,
@@ -134,18 +135,29 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
         raise ExportError(f"no COMPLETE trial has at most {cap:,} params; the smallest has {smallest:,}: "
                           f"use --max-params {smallest} or more")
     best = ranked[0]
-    images = val_images(study)
-    if rule == "best" or not images:  # a study without settings: no validation size to judge by
+    if rule == "best":
         return best
-    floor = best.values[0] - standard_error(best.values[0], images)
+    floor = best.values[0] - standard_error(best.values[0], val_images(study))
     return max((t for t in ranked if t.values[0] >= floor), key=lambda t: (t.values[1], t.values[0]))
+
+
+def why_not_best(study: optuna.Study, max_params: int | None, t: optuna.trial.FrozenTrial) -> str | None:
+    """One line when the default pick is not the best validation score, else None."""
+    best = pick(study, max_params, rule="best")
+    if best.number == t.number:
+        return None
+    se = standard_error(best.values[0], val_images(study))
+    return (f"trial {t.number} ({int(t.values[1]):,} params, val {t.values[0]:.2f}%) is the largest within one "
+            f"standard error ({se:.2f} points) of the best validation score at or under "
+            f"{size_cap(study, max_params):,} params, trial {best.number}'s {best.values[0]:.2f}% at "
+            f"{int(best.values[1]):,} (--pick best exports that one)")
 
 
 # What is written ---------------------------------------------------------------------------
 
 def config(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict:
     import torch
-    a, settings = t.user_attrs, study.user_attrs.get("settings", {})
+    a, settings = t.user_attrs, study.user_attrs["settings"]
     return {
         "name": f"{study.study_name}-trial{t.number}",
         "genome": a["genome"],
@@ -153,7 +165,7 @@ def config(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict:
         "normalize": a.get("normalize"),
         "metrics": {"val_acc": t.values[0], "test_acc": a.get("test_acc"), "params": int(t.values[1]),
                     "flops": a.get("flops"), "epochs": a.get("epochs_run")},
-        "provenance": {"study": study.study_name, "trial": t.number, "preset": a.get("preset"),
+        "provenance": {"study": study.study_name, "trial": t.number, "kind": a.get("kind"), "preset": a.get("preset"),
                        "dataset": settings.get("dataset"), "budget": settings.get("budget"),
                        "val_size": settings.get("val_size"), "train_size": settings.get("train_size"),
                        "archsearch_version": __version__, "torch_version": torch.__version__,

@@ -9,13 +9,14 @@ layer, which makes an inconsistent genome impossible to write down.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
+from .errors import ArchsearchError
 
 NORMS = ("bn_relu", "relu_bn", "relu", "none")  # what follows a conv
 DROP_KINDS = ("dropout", "dropout2d")           # element-wise or whole channels
 POOL_OPS = ("max", "avg")
 
 
-class GenomeError(ValueError):
+class GenomeError(ArchsearchError):
     """A genome (or config) that cannot describe a working network."""
 
 

@@ -3,9 +3,9 @@
 Why: a trial's score is one training run measured on the validation split (5,000
 images by default), whose standard error is about 0.1 points at 99% -- as large as
 the gaps between the best trials near any size. The most accurate of several such
-scores is the luckiest run, not the best model: in issue 6's search v8 the pick for
-9,798 params scored 0.24 points above its retrained mean, while a trial it passed over
-retrained 0.14 points better (docs/search-record.md). Training the top few candidates
+scores is the luckiest run, not the best model: once the pick for 9,798 params scored
+0.24 points above its retrained mean, while a trial it passed over retrained 0.14
+points better. Training the top few candidates
 again with new seeds and ranking them by the mean of those fresh runs alone removes
 the bias of the selection that put them on top (the maximum of K fresh means keeps a
 smaller one of its own); the test set is still never read to choose.
@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from .genome import Genome, TrainConfig
-from .search import Settings, trial_seed
+from .engine import Settings, trial_seed
 from .train import TrainingDiverged, evaluate, fit
 
 # Fresh seeds: the trial's own seed + k * SEED_STRIDE (k = 1, 2, ...), never another trial's seed.
@@ -38,8 +38,7 @@ def key(number: int, k: int) -> str:
 
 def runs(study: optuna.Study, number: int) -> list[dict]:
     """The stored fresh runs of trial `number`, k = 1, 2, ...: [{"seed", "val_acc"}, ...]."""
-    attrs = study.user_attrs
-    out = list(attrs.get(f"rescore:{number}", []))  # one list per trial: studies re-scored before per-run keys
+    attrs, out = study.user_attrs, []
     while key(number, len(out) + 1) in attrs:
         out.append(attrs[key(number, len(out) + 1)])
     return out

@@ -5,11 +5,10 @@ loading studies, reading a study's front. No torch here: `pareto`, `export` and
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
+from .errors import ArchsearchError
 
 # A trial silent for GRACE_S seconds belongs to a dead worker: it is failed and queued again.
 # Tens of seconds, so that a user who restarts after a crash sees it happen; its heartbeat
@@ -18,7 +17,7 @@ GRACE_S = int(os.environ.get("ARCHSEARCH_GRACE_S", "30"))
 HEARTBEAT_S = max(1, GRACE_S // 3)
 
 
-class SearchError(ValueError):
+class SearchError(ArchsearchError):
     """A run that cannot start as asked (bad storage, mismatched settings, ...)."""
 
 
@@ -50,51 +49,6 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
 
 
-class HeartbeatStorage(optuna.storages.RDBStorage):
-    """RDBStorage whose stale trials include the *silent* ones: RUNNING, no heartbeat ever,
-    started more than 2 grace periods ago.
-
-    Optuna skips a trial that never wrote a heartbeat, but a worker killed between
-    creating a trial and its heartbeat thread's first beat (while the sampler picks the
-    parameters) leaves exactly that, and a rerun waited for it forever (seen in CI:
-    tests/test_workers.py kills a run as soon as a trial is RUNNING). Twice the grace
-    period, because a live trial is silent only while it is being sampled (seconds).
-    """
-
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        from optuna.storages._rdb import models  # Optuna's own tables (optuna >= 4)
-        from optuna.storages._rdb.storage import _create_scoped_session
-        cutoff = datetime.now() - timedelta(seconds=2 * self.grace_period)  # datetime_start: local, naive
-        T = models.TrialModel
-        with _create_scoped_session(self.scoped_session) as session:  # one query, no per-trial loads
-            never_beat = session.query(T).filter(T.study_id == study_id, T.state == TrialState.RUNNING,
-                                                 ~T.heartbeats.any()).all()
-            # datetime_start is a property (local time), not a column: compared here, on the few rows left
-            silent = [t.trial_id for t in never_beat if t.datetime_start is not None and t.datetime_start < cutoff]
-        return super()._get_stale_trial_ids(study_id) + silent  # disjoint: Optuna's stale ones have a heartbeat
-
-    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
-        """Optuna's, except WAITING -> RUNNING (a worker taking a queued trial) is one
-        conditional UPDATE, so that exactly one worker gets each queued trial.
-
-        Optuna reads the state, then writes it; on SQLite the read takes no lock, so two
-        workers both saw WAITING and both ran the trial, and the second to finish died
-        with "Cannot tell a COMPLETE trial" (search v17; CI). 4 processes popping 60
-        queued trials took 99-108 of them; tests/test_workers.py checks it.
-        """
-        if state != TrialState.RUNNING or values is not None:
-            return super().set_trial_state_values(trial_id, state, values)
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-        T = models.TrialModel
-        with _create_scoped_session(self.scoped_session) as session:
-            taken = session.query(T).filter(T.trial_id == trial_id, T.state == TrialState.WAITING).update(
-                {T.state: TrialState.RUNNING}, synchronize_session=False)
-            if taken:
-                session.get(T, trial_id).datetime_start = datetime.now()  # local, naive: Optuna's convention
-        return bool(taken)
-
-
 def open_storage(url: str, writer: bool = False):
     """An RDBStorage with heartbeats (dead workers' trials are failed and retried).
 
@@ -113,9 +67,11 @@ def open_storage(url: str, writer: bool = False):
     try:
         # A busy timeout (seconds) lets concurrent readers/writers wait instead of failing.
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        storage = HeartbeatStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+        from .optuna_internals import HeartbeatStorage, experimental_ok
+        with experimental_ok():
+            storage = HeartbeatStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
         if writer and path is not None:
             with storage.engine.connect() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")

@@ -1,11 +1,12 @@
-"""`archsearch run --jobs N`: N worker processes on this machine sharing one study.
+"""Running a search: in this process, or in N worker processes on this machine sharing one
+study; and wiring the views (dashboard figures and notes, kept weights) to the search's callbacks,
+so that engine.py never imports them.
 
-Each worker loads the data once, opens the storage itself and runs search.run() with
-its own sampler seed (worker_seed: random and TPE draws differ between workers, and
-between runs with another --seed). They coordinate only through the storage, exactly
-as workers on other machines would: the trial quota, the pruner's peers and
-dead-worker recovery (heartbeats) all read it. The parent starts them, prints each
-finished trial, and forwards Ctrl-C / SIGTERM.
+Each worker loads the data once, opens the storage itself and runs engine.run() with its own
+sampler seed (worker_seed). Workers coordinate only through the storage, exactly as workers on
+other machines would: the trial quota, the pruner's peers and dead-worker recovery
+(heartbeats) all read it. The parent starts them, reports each finished trial, redraws the
+figures, and forwards Ctrl-C / SIGTERM.
 """
 from __future__ import annotations
 
@@ -13,8 +14,33 @@ import multiprocessing as mp
 import os
 import signal
 import time
+from pathlib import Path
 
 from .signals import Terminated, raise_if_stopped, stop_on_signals
+
+REFRESH_EVERY = 3  # finished trials between redraws of the dashboard figures (a redraw reads every trial)
+
+
+def objective(settings, data, precision: str, compile: bool, weights_dir: Path | None):
+    """An engine.Objective that writes each trial's dashboard note and keeps each COMPLETE
+    trial's weights in weights_dir (None: not kept)."""
+    from . import dashboard, engine, export
+
+    def keep(trial, model) -> None:
+        trial.set_user_attr("weights_artifact", export.save_weights(trial, model, weights_dir))
+
+    return engine.Objective(settings, data, precision, compile, on_start=dashboard.save_trial_note,
+                            on_model=keep if weights_dir is not None else None)
+
+
+def run_here(study, settings, data, spec: dict, on_trial=None) -> None:
+    """engine.run in this process, with the figures redrawn as the front changes and at the end."""
+    from . import dashboard, engine
+    try:
+        engine.run(study, objective(settings, data, spec["precision"], spec["compile"], spec["weights_dir"]),
+                   spec["trials"], spec["timeout"], on_trial, on_front_change=dashboard.refresh)
+    finally:
+        dashboard.refresh(study)
 
 
 def devices(device: str, jobs: int) -> list[str]:
@@ -33,9 +59,8 @@ def threads_per_worker(jobs: int) -> int:
 
 def worker_seed(seed: int, index: int, restarts: int = 0) -> int:
     """The sampler seed of worker `index` (after `restarts` crashes) of a run with `seed`: a
-    different one for every (seed, restarts, index). It was seed + index (+ restarts x jobs), so
-    with 2 workers --seed 1's worker 0 drew --seed 0's worker 1's numbers, and search v30
-    (--seed 1) trained 5 of v25's (--seed 0) sampled trials exactly (docs/search-record.md)."""
+    different one for every (seed, restarts, index): with seed + index, --seed 1's worker 0
+    drew --seed 0's worker 1's numbers and two searches trained the same trials."""
     import numpy as np
     return int(np.random.SeedSequence([seed, restarts, index]).generate_state(1)[0])
 
@@ -44,25 +69,20 @@ def worker(spec: dict, index: int) -> None:
     """One worker process. Exit code 0 when the study is done (or the timeout passed),
     130 on SIGINT, 143 on SIGTERM."""
     stop_on_signals()
-    import warnings
-    warnings.filterwarnings("ignore")
     import optuna
     import torch
 
-    from . import search, studies
+    from . import engine, studies
     from .data import load
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the parent reports each trial
     torch.set_num_threads(spec["threads"])
     try:
-        s = search.Settings(**spec["settings"])
+        storage = studies.open_storage(spec["url"], writer=True)
+        study, s = engine.load_study(storage, spec["study"], worker_seed(spec["seed"], index, spec["restarts"]))
         data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
                     device=spec["devices"][index % len(spec["devices"])])
-        storage = studies.open_storage(spec["url"], writer=True)
-        sampler = search.make_sampler(s.sampler, worker_seed(s.seed, index, spec["restarts"]), s.rescale_every,
-                                      search.size_shift(s))
-        study = studies.load_study(storage, spec["study"], sampler=sampler)
-        objective = search.Objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"])
-        search.run(study, objective, spec["trials"], spec["timeout"], figures=False)  # the parent draws them
+        engine.run(study, objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"]),
+                   spec["trials"], spec["timeout"])  # the parent draws the figures
     except KeyboardInterrupt as e:
         raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
 
@@ -77,14 +97,13 @@ def run_workers(spec: dict, jobs: int, on_trial, study, poll: float = 1.0) -> li
     """Start `jobs` workers, report each newly finished trial of `study` through on_trial,
     redraw the dashboard figures every few trials (one writer of them, not N), and
     return the workers' exit codes. A worker that crashes is started again in its place,
-    `jobs` times at most per run (a crash that repeats stops there): in search v17 one of
-    two workers died 5 minutes in and the rest of the 85 minutes ran on one
-    (docs/search-record.md). On KeyboardInterrupt (Ctrl-C / Terminated) the signal is
+    `jobs` times at most per run (a crash that repeats stops there): once one of two workers
+    died 5 minutes in and the rest of an 85-minute search ran on one. On KeyboardInterrupt (Ctrl-C / Terminated) the signal is
     passed on, the workers are waited for, and the interrupt re-raised."""
     from optuna.trial import TrialState
 
     from .dashboard import refresh
-    from .search import REFRESH_EVERY, finished_count
+    from .engine import finished_count
     ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no forked torch/OpenMP or DB state
     started = time.monotonic()
 
