@@ -72,8 +72,8 @@ def search(dataset: str | None = None, budget: int | None = None, *, trials: int
     from . import engine as S
     from . import studies, workers
     from .data import load
-    from .export import artifact_dir
-    from .train import check_compile, default_precision, resolve_device
+    from .bundle import artifact_dir
+    from .trainer import check_compile, default_precision, resolve_device
     knobs = read_search_config(config) if isinstance(config, (str, Path)) else dict(config or {})
     given = {"dataset": dataset, "budget": budget, "epochs": epochs, "seed": seed, "train_size": train_size, **knobs}
     if study is None and budget is None:
@@ -198,7 +198,7 @@ def train(model, dataset: str = "mnist", *, epochs: int | None = None, batch_siz
     from .data import load
     from .genome import GenomeError
     from .model import count_flops, count_params
-    from .train import check_compile, default_precision, evaluate, fit, resolve_device
+    from .trainer import check_compile, default_precision, evaluate, fit, resolve_device
     name, genome, cfg = load_model(model)
     cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("batch_size", batch_size)) if v is not None})
     dev = resolve_device(device)
@@ -239,7 +239,7 @@ def export(study, out: str | Path | None = None, *, max_params: int | None = Non
     chooses at or under `max_params` (default: the study's budget); rescore=K trains the K
     most accurate there again on fresh seeds and takes the best mean (rescore.py says why).
     A study is an optuna.Study or a study name in studies/."""
-    from . import export as E
+    from . import bundle as E
     from . import engine as S
     log = log or (lambda s: None)
     if isinstance(study, str):
@@ -273,7 +273,7 @@ def export(study, out: str | Path | None = None, *, max_params: int | None = Non
             raise ArchsearchError(f"trial {t.number}'s trained weights are not in {folder}; retrain it "
                                   f"(--retrain, {t.user_attrs.get('epochs_run')} epochs)")
         from .genome import Genome, TrainConfig
-        from .train import evaluate, fit
+        from .trainer import evaluate, fit
         data, prec = _search_split(study, data_dir, device, precision)
         log(f"retraining trial {t.number} ({t.user_attrs.get('epochs_run')} epochs on {len(data.train_x):,} "
             f"images, {data.device})...")
@@ -295,7 +295,7 @@ def _search_split(study, data_dir, device, precision):
     """(data, precision): the study's dataset with the split its trials trained on."""
     from .data import load
     from .engine import Settings
-    from .train import default_precision, resolve_device
+    from .trainer import default_precision, resolve_device
     s = Settings.of(study)
     dev = resolve_device(device)
     return (load(s.dataset, data_dir, val_size=s.val_size, train_size=s.train_size, device=dev),
@@ -306,7 +306,7 @@ def _rescore(study, max_params, k, seeds, data_dir, device, precision, log):
     """The best of the top k trials at or under the size by the mean of `seeds` fresh training
     runs on validation; None when only one trial fits (nothing to rank it against)."""
     from . import rescore
-    from .export import fits, size_cap
+    from .bundle import fits, size_cap
     trials = fits(study, size_cap(study, max_params))[:k]
     if len(trials) == 1:
         log(f"trial {trials[0].number} is the only COMPLETE trial at or under the size: nothing to re-score")

@@ -234,6 +234,8 @@ def cmd_pareto(args) -> int:
 def cmd_export(args) -> int:
     from . import api
     study, url = open_existing_study(args)
+    if args.rescore and args.trial is not None:
+        raise UserError("--rescore re-ranks the best trials under a size; use it with --max-params, not --trial")
     if args.pick and (args.trial is not None or args.rescore):
         raise UserError(f"--pick chooses among the trials under a size; drop it with "
                         f"{'--trial' if args.trial is not None else '--rescore'}")
@@ -253,7 +255,7 @@ def cmd_export(args) -> int:
 
 def cmd_dashboard(args) -> int:
     from . import dashboard, studies
-    from .export import artifact_dir
+    from .bundle import artifact_dir
     from .optuna_internals import storage_of
     from .signals import stop_on_signals
     study, url = open_existing_study(args)

@@ -6,7 +6,7 @@ pruning.keeps() against the curves of every other trial in the storage that trai
 same schedule (so several workers share one pruner). A study carries its settings and a
 schema version; resuming with other settings, or a study of another schema, is refused.
 The search reports through callbacks (a trial started, finished, a model trained, the front
-changed); it never imports the views (dashboard, export) that workers.py wires to them.
+changed); it never imports the views (dashboard, bundle) that workers.py wires to them.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from .presets import PRESETS
 from .pruning import keeps, rungs
 from .signals import raise_if_stopped
 from .studies import SearchError, study_names
-from .train import TrainingDiverged, evaluate, fit
+from .trainer import TrainingDiverged, evaluate, fit
 
 METRICS = ["val_accuracy", "params"]
 # What a study's stored settings and trial attrs mean. A study made under another schema is

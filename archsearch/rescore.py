@@ -25,7 +25,7 @@ from optuna.trial import FrozenTrial
 
 from .genome import Genome, TrainConfig
 from .engine import Settings, trial_seed
-from .train import TrainingDiverged, evaluate, fit
+from .trainer import TrainingDiverged, evaluate, fit
 
 # Fresh seeds: the trial's own seed + k * SEED_STRIDE (k = 1, 2, ...), never another trial's seed.
 SEED_STRIDE = 1_000_000

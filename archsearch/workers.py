@@ -24,10 +24,10 @@ REFRESH_EVERY = 3  # finished trials between redraws of the dashboard figures (a
 def objective(settings, data, precision: str, compile: bool, weights_dir: Path | None):
     """An engine.Objective that writes each trial's dashboard note and keeps each COMPLETE
     trial's weights in weights_dir (None: not kept)."""
-    from . import dashboard, engine, export
+    from . import bundle, dashboard, engine
 
     def keep(trial, model) -> None:
-        trial.set_user_attr("weights_artifact", export.save_weights(trial, model, weights_dir))
+        trial.set_user_attr("weights_artifact", bundle.save_weights(trial, model, weights_dir))
 
     return engine.Objective(settings, data, precision, compile, on_start=dashboard.save_trial_note,
                             on_model=keep if weights_dir is not None else None)

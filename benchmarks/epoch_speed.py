@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch import data as D  # noqa: E402
 from archsearch.model import build_model  # noqa: E402
 from archsearch.presets import get_preset  # noqa: E402
-from archsearch.train import default_precision, resolve_device, train  # noqa: E402
+from archsearch.trainer import default_precision, resolve_device, train  # noqa: E402
 
 
 def seed_style_epoch(genome, data_dir: str, device: torch.device, batch: int) -> float:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from archsearch import search, studies  # noqa: E402
 from archsearch.pruning import hypervolume  # noqa: E402
 from archsearch.data import default_data_dir, load  # noqa: E402
-from archsearch.train import default_precision, resolve_device  # noqa: E402
+from archsearch.trainer import default_precision, resolve_device  # noqa: E402
 
 
 def one(kind: str, a, folder: str) -> dict:

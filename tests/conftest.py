@@ -152,11 +152,19 @@ def finished_study(tmp_path_factory):
     d = tmp_path_factory.mktemp("finished")
     blobs = write_blobs_npz(d / "blobs.npz")
     r = subprocess.run([sys.executable, "-m", "archsearch", "run", "--dataset", blobs, "--epochs", "2",
-                        "--train-size", "600", "--val-size", "200", "--device", "cpu", "--budget", "3000",
-                        "--trials", "4", "--no-prune"], cwd=d, capture_output=True, text=True,
+                        "--train-size", "600", "--device", "cpu", "--budget", "3000", "--trials", "4",
+                        "--search-config", search_config(d / "quick.toml", val_size=200, prune=False)],
+                       cwd=d, capture_output=True, text=True,
                        env={**os.environ, "ARCHSEARCH_OFFLINE": "1"}, timeout=600)
     assert r.returncode == 0, r.stderr
     return d
+
+
+def search_config(path, **settings) -> str:
+    """A --search-config TOML file holding `settings` (engine.SEARCH_KNOBS); returns its path."""
+    toml = lambda v: str(v).lower() if isinstance(v, bool) else repr(v)
+    Path(path).write_text("".join(f"{k} = {toml(v)}\n" for k, v in settings.items()))
+    return str(path)
 
 
 def copy_study(finished: Path, dest: Path) -> Path:

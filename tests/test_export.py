@@ -7,7 +7,7 @@ import optuna
 import pytest
 import torch
 
-from archsearch.export import pick
+from archsearch.bundle import pick
 from conftest import copy_study
 from test_cli import cli
 

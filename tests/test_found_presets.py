@@ -10,7 +10,7 @@ import pytest
 from archsearch import presets
 from archsearch.data import load
 from archsearch.model import count_params
-from archsearch.train import fit
+from archsearch.trainer import fit
 
 from test_cli import cli
 

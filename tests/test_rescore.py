@@ -7,11 +7,11 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from archsearch import export, rescore
+from archsearch import bundle as export, rescore
 from archsearch.data import load
 from archsearch.genome import Genome, TrainConfig
-from archsearch.search import Settings, trial_seed
-from archsearch.train import evaluate, fit
+from archsearch.engine import Settings, trial_seed
+from archsearch.trainer import evaluate, fit
 from conftest import copy_study
 from test_cli import cli
 
@@ -79,10 +79,6 @@ def test_the_pick_follows_the_fresh_mean_not_the_search_score(tmp_path):
     assert [t.number for t in cands] == [0, 1, 2]  # trial 3 is over the size
     assert rescore.best(s, cands, 2).number == 2
     assert rescore.score(s, 2, 1) == pytest.approx(99.40)  # only the first R runs count
-    # A study re-scored before per-run keys holds one list per trial; runs stored since extend it.
-    s.set_user_attr("rescore:3", [{"seed": 1, "val_acc": 99.0}])
-    s.set_user_attr("rescore:3:2", {"seed": 2, "val_acc": 99.2})
-    assert [r["seed"] for r in rescore.runs(s, 3)] == [1, 2] and rescore.score(s, 3, 2) == pytest.approx(99.1)
 
 
 def test_rescore_with_a_single_candidate_exports_it_without_training(study_dir, tmp_path):

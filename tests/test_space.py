@@ -1,3 +1,4 @@
+import math
 """The search space: every layout it can sample is a possible network."""
 import optuna
 
@@ -41,7 +42,7 @@ def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
         octaves = [sum(lo <= f < 2 * lo for f in moved) for lo in (0.05, 0.1, 0.2, 0.4)]
         assert max(octaves) - min(octaves) <= 1 and not set(moved) & set(fracs)
         assert all(space.SIZE_FRAC[0] <= f <= space.SIZE_FRAC[1] for f in moved)
-    from archsearch.search import make_sampler
+    from archsearch.engine import make_sampler
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0))
     for n in range(14):  # past TPE's 10 random start-up trials
         t = study.ask()
@@ -54,30 +55,21 @@ def test_sizes_sweep_the_budget_evenly_and_the_sampler_picks_the_rest():
     assert t.params["size_frac"] == 0.5
 
 
-def test_every_third_trial_reruns_the_front_model_nearest_its_size_at_a_new_size():
-    from archsearch.search import make_sampler
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=make_sampler("tpe", 0, rescale_every=3))
-    rescaled = 0
-    for n in range(36):  # past the 20 trials before rescaling starts (TPE models from then on too)
-        t = study.ask()
-        space.sample(t, 15)
-        frac = t.params["size_frac"]
-        assert frac == space.sweep(n, *space.SIZE_FRAC)  # the size still sweeps the budget
-        done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-        if n >= 20 and n % 3 == 2:
-            front = [d for d in done if not any(o.values[0] >= d.values[0] and o.values[1] <= d.values[1]
-                                                 and o.values != d.values for o in done)]
-            src = min(front, key=lambda d: abs(d.params["size_frac"] / frac - 1) if d.params["size_frac"] > frac
-                      else abs(frac / d.params["size_frac"] - 1))  # nearest by ratio
-            assert study.trials[n].user_attrs["rescaled_from"] == src.number  # stored, for the dashboard
-            assert {k: v for k, v in t.params.items() if k != "size_frac"} == \
-                   {k: v for k, v in src.params.items() if k != "size_frac"}
-            rescaled += 1
-        else:
-            assert "rescaled_from" not in study.trials[n].user_attrs
-            assert all({k: v for k, v in t.params.items() if k != "size_frac"} !=
-                       {k: v for k, v in d.params.items() if k != "size_frac"} for d in done)
-        # accuracy peaks at mid size, so the front holds several sizes to choose from
-        study.tell(t, [99.0 - abs(frac - 0.3) - 0.01 * (n % 4), round(20000 * frac)])
-    assert rescaled == 6  # trials 20, 23, 26, 29, 32, 35
-    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 36
+def test_every_third_trial_from_20_copies_the_front_model_nearest_its_size():
+    done = lambda n, frac, acc, size: optuna.trial.create_trial(
+        values=[acc, size], user_attrs={"size_frac": frac}, params={}, distributions={})
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for frac, acc, size in [(0.1, 98.0, 1000), (0.3, 99.0, 3000), (0.9, 99.5, 9000), (0.5, 98.5, 5000)]:
+        study.add_trial(done(0, frac, acc, size))  # the last is dominated by the 3000-param one
+    trials = study.get_trials()
+    for number in range(40):
+        t = space.rescale_template(trials, number, every=3, shift=0.0)
+        if number < 20 or number % 3 != 2:
+            assert t is None, number
+            continue
+        frac = space.sweep(number, *space.SIZE_FRAC)
+        front = [x for x in trials if x.values[1] != 5000]
+        nearest = min(front, key=lambda x: abs(math.log(x.user_attrs["size_frac"] / frac)))
+        assert t.number == nearest.number, number
+    assert space.rescale_template(trials, 23, every=0, shift=0.0) is None  # off
+    assert space.rescale_template([], 23, every=3, shift=0.0) is None      # no front yet

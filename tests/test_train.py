@@ -5,7 +5,7 @@ import torch
 from archsearch.data import Data
 from archsearch.genome import Conv, Genome, Pool, TrainConfig
 from archsearch.model import build_model
-from archsearch.train import FastDropout, TrainingDiverged, augment, evaluate, train
+from archsearch.trainer import FastDropout, TrainingDiverged, augment, evaluate, train
 
 
 def synthetic(n=1400, classes=4, size=12, seed=0) -> Data:
@@ -100,7 +100,7 @@ def test_bf16_and_fp32_reach_the_same_accuracy():
 def test_auto_precision_is_fp32_on_every_cpu():
     # Even where the CPU has native bf16 (AMX): there it cost 0.1 points at 15 epochs
     # (docs/search-record.md, change 14).
-    from archsearch.train import default_precision
+    from archsearch.trainer import default_precision
     assert default_precision(torch.device("cpu")) == "fp32"
 
 

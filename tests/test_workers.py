@@ -35,7 +35,7 @@ def rows(db, sql):
 def check_study(db, n, url=None, name="blobs-b3000"):
     """The invariants every multi-worker run must keep: n trials counted, none left
     RUNNING or WAITING, no trial number twice. Returns the study."""
-    from archsearch.search import counts
+    from archsearch.engine import counts
     study = optuna.load_study(study_name=name, storage=url or f"sqlite:///{db}")
     trials = study.get_trials()
     assert sum(map(counts, trials)) == n
@@ -70,7 +70,7 @@ def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
     assert "4 workers" in r.stdout
     study = check_study(tmp_path / "studies" / "blobs-b3000.db", 10)
     assert len({t.user_attrs["worker"] for t in study.trials if "worker" in t.user_attrs}) > 1
-    from archsearch import search, space
+    from archsearch import engine as search, space
     shift = search.size_shift(search.Settings.of(study))  # the study's, though each worker's sampler has its own seed
     assert 0 < shift < 1
     sized = [t for t in study.trials if "size_frac" in t.params]  # not a trial that stepped back before sampling
@@ -289,7 +289,7 @@ def test_pareto_export_and_dashboard_read_while_a_search_writes(tmp_path, blobs)
 def test_workers_of_runs_with_other_seeds_draw_other_trials_and_one_seed_repeats():
     """Worker seeds were seed + index: with 2 workers, --seed 1's worker 0 drew --seed 0's worker 1's
     numbers, and search v30 (--seed 1) trained 5 of v25's (--seed 0) sampled trials exactly."""
-    from archsearch.search import make_sampler
+    from archsearch.engine import make_sampler
     from archsearch.workers import worker_seed
 
     def draws(sampler_seed):
