@@ -27,8 +27,10 @@ def seconds(duration: str | float | None) -> float | None:
     if duration is None or isinstance(duration, (int, float)):
         return None if duration is None else float(duration)
     m = DURATION.match(duration.strip())
-    if not m or float(m.group(1)) <= 0:
+    if not m:
         raise ArchsearchError(f"cannot read the duration {duration!r}; write e.g. 90s, 30m or 2h")
+    if float(m.group(1)) <= 0:
+        raise ArchsearchError(f"must be positive, got {duration}")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
@@ -86,25 +88,28 @@ def search(dataset: str | None = None, budget: int | None = None, *, trials: int
     precision = default_precision(dev) if precision == "auto" else precision
     limit = seconds(timeout)
     if jobs > trials:
-        raise ArchsearchError(f"{jobs} workers for {trials} trials: the extra workers would have nothing to do; "
-                              f"use at most {trials}")
-    st = studies.open_storage(url, writer=True)
-    if name in studies.study_names(st):  # resume: settings from the study, checked before data loads
-        the_study, created = S.open_study(st, name, given, trials=trials)
-        settings = S.Settings.of(the_study)
-        data = load(settings.dataset, data_dir, val_size=settings.val_size, train_size=settings.train_size,
-                    device=dev)
-    else:  # create: every check before the study exists, so a refused run leaves nothing behind
+        raise ArchsearchError(f"jobs {jobs} is more than trials {trials}: the extra workers would have nothing "
+                              f"to do; use at most {trials}")
+    db = studies.sqlite_path(url)
+    stored = None
+    if db is None or db.exists():  # read first (a refused resume must not even switch SQLite to WAL)
+        reader = studies.open_storage(url)
+        if name in studies.study_names(reader):
+            stored = S.Settings.of(S.open_study(reader, name, given)[0])  # schema and contradictions checked
+    if stored is None:  # a new study: every check before its storage exists, so a refused run leaves nothing
+        if budget is None:
+            raise ArchsearchError(f"there is no study {name!r} in {studies.mask_url(url)}; give a budget "
+                                  f"(--budget) to create it")
         given["dataset"] = given["dataset"] or "mnist"
-        settings = S.Settings(**{k: v for k, v in given.items() if v is not None})
-        settings.check()
-        data = load(settings.dataset, data_dir, val_size=settings.val_size, train_size=settings.train_size,
-                    device=dev)
-        smallest = S.min_budget(data.in_shape, data.num_classes)
-        if settings.budget < smallest:
-            raise ArchsearchError(f"budget {settings.budget:,} is below the smallest model the search can build "
-                                  f"({smallest:,} parameters for {settings.dataset}); use {smallest} or more")
-        the_study, created = S.open_study(st, name, given, trials=trials)
+        stored = S.Settings(**{k: v for k, v in given.items() if v is not None})
+        stored.check()
+    data = load(stored.dataset, data_dir, val_size=stored.val_size, train_size=stored.train_size, device=dev)
+    smallest = S.min_budget(data.in_shape, data.num_classes)
+    if stored.budget < smallest:
+        raise ArchsearchError(f"budget {stored.budget:,} is below the smallest model the search can build "
+                              f"({smallest:,} parameters for {stored.dataset}); use {smallest} or more")
+    the_study, created = S.open_study(studies.open_storage(url, writer=True), name, given, trials=trials)
+    settings = S.Settings.of(the_study)
     if created:
         the_study.set_user_attr("num_classes", data.num_classes)
     spec = {"url": url, "study": name, "data_dir": data_dir, "precision": precision, "compile": compile,

@@ -193,7 +193,8 @@ def load(name: str, data_dir: str | None = None, val_size: int = 5000, train_siz
          device: str | torch.device = "cpu") -> Data:
     xtr, ytr, xte, yte = load_arrays(name, data_dir or default_data_dir())
     if val_size < 0 or val_size >= len(xtr) - 1:
-        raise DataError(f"--val-size {val_size} leaves no training images ({len(xtr)} in {name})")
+        raise DataError(f"a validation split of {val_size} images leaves no training images ({len(xtr)} in "
+                        f"{name}); set a smaller val_size in --search-config")
     order = np.random.default_rng(SPLIT_SEED).permutation(len(xtr))
     val_idx, train_idx = order[:val_size], order[val_size:]
     if train_size is not None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from .data import Data
 from .genome import Genome, TrainConfig
+from .errors import ArchsearchError
 from .model import build_model
 
 CHECK_EVERY = 25  # steps between finite-loss checks: a host sync on CUDA, so not every step
@@ -36,14 +37,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name}: use auto, cpu, cuda or cuda:N") from None
+        raise ArchsearchError(f"--device {name}: use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+            raise ArchsearchError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise ArchsearchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif dev.type != "cpu":
-        raise ValueError(f"--device {name}: use auto, cpu, cuda or cuda:N")
+        raise ArchsearchError(f"--device {name}: use auto, cpu, cuda or cuda:N")
     return dev
 
 
@@ -131,7 +132,7 @@ def check_compile(device: torch.device) -> None:
     """torch.compile is offered on CUDA only: on the 2-core CPU it took 50 s per
     model to compile and ran no faster (130 vs 119 ms/step)."""
     if device.type != "cuda":
-        raise ValueError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
+        raise ArchsearchError("--compile needs CUDA (on CPU it costs ~50 s per model and is no faster); drop it")
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

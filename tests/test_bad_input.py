@@ -13,8 +13,9 @@ from conftest import copy_study
 from test_cli import cli
 from test_data import _write_idx
 
-Q = ["--dataset", "{blobs}", "--epochs", "2", "--train-size", "600", "--val-size", "200", "--device", "cpu"]
-RUN = ["run", *Q, "--budget", "3000"]
+Q = ["--dataset", "{blobs}", "--epochs", "2", "--train-size", "600", "--device", "cpu"]
+RUN = ["run", "--study", "blobs-b3000", "--device", "cpu"]                             # resumes the finished study
+NEW = ["run", *Q, "--budget", "3000", "--study", "new", "--search-config", "small.toml"]  # would create one
 
 CASES = [
     # the core commands
@@ -37,21 +38,28 @@ CASES = [
     # run
     (["run", *Q, "--budget", "0"], "--budget: must be a positive integer"),
     (["run", *Q, "--budget", "ten"], "--budget: 'ten' is not an integer"),
-    (["run", *Q, "--budget", "20"], "below the smallest model the search can build (82 parameters"),
+    ([*NEW, "--budget", "20"], "below the smallest model the search can build (82 parameters"),
     ([*RUN, "--trials", "0"], "--trials: must be a positive integer"),
     ([*RUN, "--timeout", "0"], "--timeout: must be positive"),
-    ([*RUN, "--sampler", "cmaes"], "invalid choice: 'cmaes'"),
-    ([*RUN, "--start-recipe", "seed-1"], "invalid choice: 'seed-1'"),
-    ([*RUN, "--epochs", "1"], "leaves no room for pruning"),
+    ([*RUN, "--timeout", "soon"], "cannot read the duration 'soon'; write e.g. 90s, 30m or 2h"),
+    ([*NEW[:-2], "--search-config", "cmaes.toml"], "unknown sampler 'cmaes'; choose tpe, nsga2 or random"),
+    ([*NEW[:-2], "--search-config", "old.toml"], "unknown setting start_recipe; valid: val_size, sampler"),
+    ([*NEW[:-2], "--search-config", "notjson.json"], "notjson.json is not valid JSON"),
+    ([*NEW[:-2], "--search-config", "nope.toml"], "cannot read the search config nope.toml"),
+    ([*NEW, "--epochs", "1"], "1 epochs leave no room for pruning at epoch 1"),
     ([*RUN, "--jobs", "0"], "--jobs: must be a positive integer"),
-    ([*RUN, "--jobs", "9", "--trials", "4"], "--jobs 9 is more than --trials 4"),
-    ([*RUN, "--seed", "5"], "seed=0 (you gave 5)"),                    # resume with other settings
-    ([*RUN, "--storage", "nosuchdb://x"], "cannot open storage"),
-    ([*RUN, "--storage", "sqlite:////proc/nope/x.db"], "cannot create /proc/nope"),
-    ([*RUN, "--storage", "sqlite:///corrupt.db"], "file is not a database"),
-    ([*RUN, "--storage", "mysql://me:pw@127.0.0.1/x"], "database driver for mysql storage is not installed"),
-    ([*RUN, "--storage", "postgresql+pg8000://me:pw@127.0.0.1:1/x"], "no module 'pg8000'"),
-    ([*RUN, "--storage", "postgresql://me:pw@127.0.0.1:1/x"], "cannot open storage postgresql://me:***@"),
+    ([*NEW, "--jobs", "9", "--trials", "4"], "jobs 9 is more than trials 4"),
+    ([*RUN, "--seed", "5"], "you gave seed 5 (the study has 0)"),     # resume with other settings
+    (["run", "--study", "nope"], "there is no study 'nope' in sqlite:///studies/nope.db; give a budget"),
+    (["run", "--storage", "sqlite:///old.db", "--study", "old"], "study 'old' was made by archsearch 0.1.0 "
+                                                                  "(schema None, this is 2); start a new study"),
+    (["pareto", "--storage", "sqlite:///old.db"], "study 'old' was made by archsearch 0.1.0"),
+    ([*NEW, "--storage", "nosuchdb://x"], "cannot open storage"),
+    ([*NEW, "--storage", "sqlite:////proc/nope/x.db"], "cannot create /proc/nope"),
+    ([*NEW, "--storage", "sqlite:///corrupt.db"], "file is not a database"),
+    ([*NEW, "--storage", "mysql://me:pw@127.0.0.1/x"], "database driver for mysql storage is not installed"),
+    ([*NEW, "--storage", "postgresql+pg8000://me:pw@127.0.0.1:1/x"], "no module 'pg8000'"),
+    ([*NEW, "--storage", "postgresql://me:pw@127.0.0.1:1/x"], "cannot open storage postgresql://me:***@"),
     # pareto
     (["pareto", "--study", "nope"], "no study 'nope' in studies/; studies there: blobs-b3000, empty"),
     (["pareto"], "2 studies in studies/ (blobs-b3000, empty); name one with --study"),
@@ -87,8 +95,17 @@ def base(finished_study, tmp_path_factory):
     """A folder as a user has it: a finished study, a study with only a pruned trial,
     a corrupt database, bad configs, an empty and a corrupt data folder."""
     d = copy_study(finished_study, tmp_path_factory.mktemp("bad") / "base")
+    made = optuna.load_study(study_name="blobs-b3000", storage=f"sqlite:///{d}/studies/blobs-b3000.db").user_attrs
     empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{d}/studies/empty.db",
                                 directions=["maximize", "minimize"])
+    for k, v in made.items():  # an archsearch study of today's schema
+        empty.set_user_attr(k, v)
+    old = optuna.create_study(study_name="old", storage=f"sqlite:///{d}/old.db", directions=["maximize", "minimize"])
+    old.set_user_attr("archsearch_version", "0.1.0")  # as made before studies carried a schema
+    old.set_user_attr("settings", made["settings"])
+    (d / "small.toml").write_text("val_size = 200\n")
+    (d / "cmaes.toml").write_text('sampler = "cmaes"\n')
+    (d / "old.toml").write_text('start_recipe = "space"\n')
     t = empty.ask()
     t.set_user_attr("pruned_at", 3)
     empty.tell(t, state=optuna.trial.TrialState.PRUNED)
