@@ -137,7 +137,6 @@ class WorkersStopped(RuntimeError):
 
 def open_study(study: str | None = None, storage: str | None = None):
     """(study, url) of an existing study: --study NAME in studies/, or any --storage URL."""
-    from . import engine as S
     from . import studies
     name, url = study, storage
     if not url:
@@ -161,7 +160,7 @@ def open_study(study: str | None = None, storage: str | None = None):
             raise ArchsearchError(f"{len(names)} studies in this storage; pick one with --study: {', '.join(names)}")
         name = names[0]
     loaded = studies.load_study(st, name)
-    S.check_schema(loaded)
+    studies.check_schema(loaded)
     return loaded, url
 
 

@@ -30,13 +30,10 @@ from .optuna_internals import experimental_ok
 from .presets import PRESETS
 from .pruning import keeps, rungs
 from .signals import raise_if_stopped
-from .studies import SearchError, study_names
+from .studies import SCHEMA, SearchError, check_schema, study_names
 from .trainer import TrainingDiverged, evaluate, fit
 
 METRICS = ["val_accuracy", "params"]
-# What a study's stored settings and trial attrs mean. A study made under another schema is
-# refused (start a new one): this version cannot say what its trials trained.
-SCHEMA = 2
 # Faults of one trial's own making: it ends FAIL with the reason, the search goes on.
 TRAINING_FAULTS = (TrainingDiverged, torch.cuda.OutOfMemoryError)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -94,14 +91,6 @@ class Settings:
 
 
 SEARCH_KNOBS = tuple(f.name for f in fields(Settings))[5:]  # what --search-config may set
-
-
-def check_schema(study: optuna.Study) -> None:
-    made = study.user_attrs.get("schema")
-    if made != SCHEMA:
-        by = study.user_attrs.get("archsearch_version", "an older version")
-        raise SearchError(f"study {study.study_name!r} was made by archsearch {by} (schema {made}, this is "
-                          f"{SCHEMA}); start a new study with --study NEW_NAME")
 
 
 def default_study_name(dataset: str, budget: int) -> str:

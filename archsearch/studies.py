@@ -21,6 +21,19 @@ class SearchError(ArchsearchError):
     """A run that cannot start as asked (bad storage, mismatched settings, ...)."""
 
 
+# What a study's stored settings and trial attrs mean. A study made under another schema is
+# refused (start a new one): this version cannot say what its trials trained.
+SCHEMA = 2
+
+
+def check_schema(study: optuna.Study) -> None:
+    made = study.user_attrs.get("schema")
+    if made != SCHEMA:
+        by = study.user_attrs.get("archsearch_version", "an older version")
+        raise SearchError(f"study {study.study_name!r} was made by archsearch {by} (schema {made}, this is "
+                          f"{SCHEMA}); start a new study with --study NEW_NAME")
+
+
 def default_storage(study: str) -> str:
     return f"sqlite:///studies/{study}.db"
 

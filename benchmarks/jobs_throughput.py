@@ -23,7 +23,7 @@ from pathlib import Path
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from archsearch import search, space, studies  # noqa: E402
+from archsearch import engine, space, studies  # noqa: E402
 
 
 def fixed_trials(n: int, epochs: int) -> list[dict]:
@@ -41,15 +41,13 @@ def fixed_trials(n: int, epochs: int) -> list[dict]:
 def one(jobs: int, a, params: list[dict]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as d:
         url = f"sqlite:///{d}/s.db"
-        s = search.Settings(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
-                            train_size=a.train_size, seed=0, prune=False, sampler="random")
-        study, _ = search.open_study(studies.open_storage(url, writer=True), "bench", s, presets=False)
+        given = dict(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
+                     train_size=a.train_size, seed=0, prune=False, sampler="random", starts=0)
+        study, _ = engine.open_study(studies.open_storage(url, writer=True), "bench", given)
         for p in params:
             study.enqueue_trial(p)
-        cmd = [sys.executable, "-m", "archsearch", "run", "--budget", str(a.budget), "--trials", str(a.trials),
-               "--epochs", str(a.epochs), "--train-size", str(a.train_size), "--val-size", str(a.val_size),
-               "--sampler", "random", "--no-prune", "--no-presets", "--jobs", str(jobs), "--device", a.device,
-               "--storage", url, "--study", "bench"]
+        cmd = [sys.executable, "-m", "archsearch", "run", "--trials", str(a.trials), "--jobs", str(jobs),
+               "--device", a.device, "--storage", url, "--study", "bench"]  # the settings are the study's
         t0 = time.perf_counter()
         r = subprocess.run(cmd, cwd=d, capture_output=True, text=True)
         seconds = time.perf_counter() - t0

@@ -1,6 +1,6 @@
 """Same wall-clock budget, two searches over the same space: archsearch's default
-(multivariate TPE, presets first, MO-ASHA pruning) vs Optuna's RandomSampler with
-no pruning and no presets. Compares the hypervolume of the two Pareto fronts and
+(multivariate TPE, warm starts, MO-ASHA pruning) vs Optuna's RandomSampler with
+no pruning and no warm starts. Compares the hypervolume of the two Pareto fronts and
 the best validation accuracy at <= 5k and <= 10k parameters.
 
     python benchmarks/search_efficiency.py --minutes 20 --budget 10000 \
@@ -20,31 +20,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-import warnings
-
 import optuna
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from archsearch import search, studies  # noqa: E402
+import archsearch  # noqa: E402
+from archsearch import default_data_dir  # noqa: E402
 from archsearch.pruning import hypervolume  # noqa: E402
-from archsearch.data import default_data_dir, load  # noqa: E402
-from archsearch.trainer import default_precision, resolve_device  # noqa: E402
+from archsearch.trainer import resolve_device  # noqa: E402
 
 
 def one(kind: str, a, folder: str) -> dict:
     import torch
     torch.set_num_threads(a.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    device = resolve_device(a.device)
-    data = load("mnist", a.data_dir, val_size=a.val_size, train_size=a.train_size, device=device)
-    precision = default_precision(device)
     default = kind == "archsearch"
-    s = search.Settings(dataset="mnist", budget=a.budget, epochs=a.epochs, val_size=a.val_size,
-                        train_size=a.train_size, seed=a.seed, prune=default, sampler="tpe" if default else "random")
-    storage = studies.open_storage(f"sqlite:///{folder}/{kind}.db")
-    study, _ = search.open_study(storage, kind, s, presets=default)
-    search.run(study, search.Objective(s, data, precision), n_trials=10 ** 6, timeout=a.minutes * 60)
+    knobs = {"val_size": a.val_size} if default else {"val_size": a.val_size, "prune": False, "sampler": "random",
+                                                       "starts": 0}
+    study = archsearch.search("mnist", a.budget, epochs=a.epochs, train_size=a.train_size, seed=a.seed, config=knobs,
+                              trials=10 ** 6, timeout=a.minutes * 60, study=kind,
+                              storage=f"sqlite:///{folder}/{kind}.db", data_dir=a.data_dir, device=a.device)
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     pts = [(t.values[0], int(t.values[1])) for t in done]
     best = lambda cap: max((acc for acc, p in pts if p <= cap), default=float("nan"))

@@ -106,11 +106,6 @@ def test_pick_rules_on_a_study_with_known_scores(tmp_path):
     assert pick(study, 9000).number == pick(study, 9000, rule="best").number == 0  # nothing else fits
     assert pick(study).number == 4  # the budget: 99.61 at 19,000 is 0.09 below 99.70, outside one SE
     assert pick(study, number=3).number == 3  # --trial: that one, whatever the rule
-    bare = optuna.create_study(study_name="bare", storage=f"sqlite:///{tmp_path}/s.db",
-                               directions=["maximize", "minimize"])
-    for val, params in scores:  # a study without settings has no validation size: the best is picked
-        bare.add_trial(optuna.trial.create_trial(values=[val, params]))
-    assert pick(bare, 12000).number == 0
 
 
 def test_retrain_reproduces_the_trial(study_dir, tmp_path):

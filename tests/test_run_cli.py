@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import write_blobs_npz
+from conftest import search_config, write_blobs_npz
 from test_cli import cli
 
 
@@ -19,8 +19,11 @@ def blobs(tmp_path_factory):
     return write_blobs_npz(tmp_path_factory.mktemp("d") / "blobs.npz")
 
 
-def quick(blobs, *extra):
-    return ["run", "--dataset", blobs, "--epochs", "2", "--train-size", "600", "--val-size", "200",
+def quick(blobs, *extra, **settings):
+    """A new study on blobs: 2 epochs on 600 images, 200 validation images, `settings` in a search config."""
+    cfg = search_config(os.path.join(os.path.dirname(blobs), f"c{len(os.listdir(os.path.dirname(blobs)))}.toml"),
+                        val_size=200, **settings)
+    return ["run", "--dataset", blobs, "--epochs", "2", "--train-size", "600", "--search-config", cfg,
             "--device", "cpu", *extra]
 
 
@@ -47,20 +50,20 @@ def test_run_then_pareto_then_resume(tmp_path, blobs):
     rows = json.loads(p.stdout)
     assert rows and set(rows[0]) == {"trial", "params", "flops", "val_acc", "test_acc", "epochs"}
     assert all(row["params"] <= 3000 for row in rows)
-    r2 = cli(*quick(blobs, "--budget", "3000", "--trials", "5"), cwd=tmp_path)
-    assert r2.returncode == 0 and "resumed, 3 of 5" in r2.stdout
+    r2 = cli("run", "--study", "blobs-b3000", "--trials", "5", cwd=tmp_path)  # its settings are the study's
+    assert r2.returncode == 0 and "resumed, 3 of 5" in r2.stdout, r2.stderr
     assert len([s for s in states(db) if s in ("COMPLETE", "PRUNED")]) == 5
 
 
 def test_starts_are_the_first_trials_and_never_outnumber_them(tmp_path, blobs):
-    r = cli(*quick(blobs, "--budget", "3000", "--trials", "2", "--starts", "6", "--no-prune"), cwd=tmp_path)
+    r = cli(*quick(blobs, "--budget", "3000", "--trials", "2", starts=6, prune=False), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "#0 " in r.stdout and "[start]" in r.stdout
     db = tmp_path / "studies" / "blobs-b3000.db"
     with sqlite3.connect(db) as c:
-        attrs = c.execute("select t.number, a.key from trials t join trial_user_attributes a "
-                          "on a.trial_id = t.trial_id where a.key = 'start'").fetchall()
-    assert sorted(attrs) == [(0, "start"), (1, "start")]
+        attrs = c.execute("select t.number, a.value_json from trials t join trial_user_attributes a "
+                          "on a.trial_id = t.trial_id where a.key = 'kind'").fetchall()
+    assert sorted(attrs) == [(0, '"start"'), (1, '"start"')]
     assert states(db) == ["COMPLETE", "COMPLETE"]  # two starts queued for two trials: none left WAITING
 
 
@@ -79,7 +82,7 @@ def training_trials(db):
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, sig, code, word):
     env = {**os.environ, "ARCHSEARCH_OFFLINE": "1"}
-    args = quick(blobs, "--budget", "3000", "--trials", "3", "--no-presets", "--no-prune")
+    args = quick(blobs, "--budget", "3000", "--trials", "3", prune=False)
     # 60 epochs of 600 images: seconds even on a fast CPU, so the trial is still running when the
     # signal lands. The signal is sent as soon as an epoch has ended, not after a fixed sleep: on a
     # fast CI machine a 2 s sleep let a whole 30-epoch trial finish first.
@@ -102,7 +105,7 @@ def test_signal_marks_the_running_trial_fail_and_rerun_resumes(tmp_path, blobs, 
     assert "RUNNING" not in before and before[running] == "FAIL"
     done = before.count("COMPLETE")
     # --timeout is not a study setting: the same study resumes, runs one trial, stops.
-    r = subprocess.run([sys.executable, "-m", "archsearch", *args, "--timeout", "1"], cwd=tmp_path, env=env,
+    r = subprocess.run([sys.executable, "-m", "archsearch", *args, "--timeout", "1s"], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"resumed, {done} of 3 trials finished" in r.stdout
