@@ -55,7 +55,7 @@ def default_precision(device: torch.device) -> str:
     measured 2.7-4x *slower* than fp32 (benchmarks/epoch_speed.py). On one with AMX it is
     native but bought little and cost accuracy: mnist-6.6k, 15 epochs, 3 seeds, 1 thread,
     8.0 s/epoch and 99.28% test in bf16 against 9.0 s/epoch and 99.38% in fp32
-    (docs/search-record.md, change 14). --precision bf16 still asks for it.
+    (docs/decisions.md). --precision bf16 still asks for it.
     """
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

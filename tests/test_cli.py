@@ -1,6 +1,7 @@
 """The CLI in real subprocesses: JSON contracts, help text, one-line errors."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,30 @@ def test_every_command_and_option_has_help_and_is_in_the_readme():
         for a in p._actions:
             if a.option_strings and a.dest != "help":
                 assert a.help and a.help.strip(), (name, a.option_strings)
+
+
+# How the project's history names things ("search v12", "change 7", "issue 6"): the code and the
+# help say what and why, never which step of the history.
+HISTORY = re.compile(r"\b(search|study)\s+v\d+|\bv\d+\b|\bchanges?\s+\d+|\bissue\s+\d+|search-record", re.I)
+
+
+def test_code_and_help_name_no_search_versions_or_change_numbers():
+    files = sorted((ROOT / "archsearch").glob("*.py")) + sorted((ROOT / "archsearch").glob("*.json"))
+    hits = [f"{p.name}:{n}: {line.strip()}" for p in files for n, line in enumerate(p.read_text().splitlines(), 1)
+            if HISTORY.search(line)]
+    assert not hits, hits
+    for name in commands():
+        for flag in ("--help", "--help-all") if name == "run" else ("--help",):
+            r = cli(name, flag)
+            assert r.returncode == 0 and not HISTORY.search(r.stdout), (name, HISTORY.search(r.stdout))
+    assert HISTORY.search("as in search v27 (change 35)")  # the pattern finds what it is for
+
+
+def test_run_help_shows_at_most_15_options_and_help_all_the_rest():
+    shown = re.findall(r"^  (-\S+)", cli("run", "--help").stdout, re.M)
+    every = re.findall(r"^  (-\S+)", cli("run", "--help-all").stdout, re.M)
+    assert len(shown) <= 15 and "--budget" in shown and "--train-size" not in shown
+    assert set(shown) < set(every) and "--train-size" in every
 
 
 def test_presets_json():

@@ -45,9 +45,9 @@ def check_study(db, n, url=None, name="blobs-b3000"):
     return study
 
 
-def start(blobs, tmp_path, *extra):
+def start(blobs, tmp_path, *extra, **settings):
     env = {**os.environ, "ARCHSEARCH_OFFLINE": "1", "ARCHSEARCH_GRACE_S": GRACE}
-    return subprocess.Popen([sys.executable, "-m", "archsearch", *quick(blobs, "--budget", "3000", *extra)],
+    return subprocess.Popen([sys.executable, "-m", "archsearch", *quick(blobs, "--budget", "3000", *extra, **settings)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -73,15 +73,15 @@ def test_four_workers_share_one_sqlite_study(tmp_path, blobs):
     from archsearch import engine as search, space
     shift = search.size_shift(search.Settings.of(study))  # the study's, though each worker's sampler has its own seed
     assert 0 < shift < 1
-    sized = [t for t in study.trials if "size_frac" in t.params]  # not a trial that stepped back before sampling
-    assert len(sized) >= 10 and all(t.params["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC, shift)
+    sized = [t for t in study.trials if "size_frac" in t.user_attrs]  # not a trial that stepped back
+    assert len(sized) >= 10 and all(t.user_attrs["size_frac"] == space.sweep(t.number, *space.SIZE_FRAC, shift)
                                     for t in sized)
 
 
 @pytest.mark.slow
 def test_kill_9_of_a_worker_mid_trial_fails_and_retries_its_trial_and_the_worker_restarts(tmp_path, blobs):
     db = tmp_path / "studies" / "blobs-b3000.db"
-    p = start(blobs, tmp_path, "--trials", "6", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "6")
+    p = start(blobs, tmp_path, "--trials", "6", "--jobs", "2", "--epochs", "6", prune=False)
     # A RUNNING trial past its first epoch (so in training, all its parameters drawn) with at
     # least 3 of its 6 epochs to go (so it is still running when the kill lands), and its worker.
     running = lambda: rows(db, "select t.number, a.value_json from trials t join trial_user_attributes a "
@@ -129,7 +129,7 @@ def worker_pids(parent: int) -> set[int]:
 
 @pytest.mark.slow
 def test_workers_that_keep_crashing_are_restarted_at_most_jobs_times(tmp_path, blobs):
-    p = start(blobs, tmp_path, "--trials", "20", "--jobs", "2", "--no-prune", "--no-presets", "--epochs", "60")
+    p = start(blobs, tmp_path, "--trials", "20", "--jobs", "2", "--epochs", "60", prune=False)
     killed: set[int] = set()
     for _ in range(3):  # jobs + 1 crashes: the first two get a replacement, the third does not
         assert wait_for(lambda: len(worker_pids(p.pid) - killed) == 2), p.communicate(timeout=60)
@@ -148,13 +148,13 @@ def test_workers_that_keep_crashing_are_restarted_at_most_jobs_times(tmp_path, b
 @pytest.mark.slow
 def test_rerun_after_the_whole_run_was_killed_retries_the_dead_trial(tmp_path, blobs):
     db = tmp_path / "studies" / "blobs-b3000.db"
-    args = ("--trials", "3", "--no-prune", "--no-presets")
-    p = start(blobs, tmp_path, *args)
+    args = ("--trials", "3")
+    p = start(blobs, tmp_path, *args, prune=False)
     assert wait_for(lambda: rows(db, "select number from trials where state = 'RUNNING'"))
     p.kill()  # SIGKILL, no cleanup at all: the trial stays RUNNING in the file
     p.communicate()
     dead = rows(db, "select number from trials where state = 'RUNNING'")[0][0]
-    r = start(blobs, tmp_path, *args)
+    r = start(blobs, tmp_path, *args, prune=False)
     out, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
     study = check_study(db, 3)
@@ -166,8 +166,8 @@ def test_rerun_after_the_whole_run_was_killed_retries_the_dead_trial(tmp_path, b
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
     db = tmp_path / "studies" / "blobs-b3000.db"
-    args = ["--trials", "4", "--jobs", "2", "--no-prune", "--no-presets"]
-    p = start(blobs, tmp_path, *args, "--epochs", "60")  # the later --epochs wins: long trials
+    args = ["--trials", "4", "--jobs", "2"]
+    p = start(blobs, tmp_path, *args, "--epochs", "60", prune=False)  # the later --epochs wins: long trials
     # Both workers inside training (an epoch ended), then the signal at once: a fixed sleep let a
     # trial finish first on a fast CPU (tests/test_run_cli.py's signal test did on CI).
     assert wait_for(lambda: len(training_trials(db)) == 2)
@@ -179,7 +179,7 @@ def test_signal_stops_all_workers_and_rerun_resumes(tmp_path, blobs, sig, code):
     assert not rows(db, "select number from trials where state = 'RUNNING'")
     assert len(rows(db, "select number from trials where state = 'FAIL'")) == 2
     done = len(rows(db, "select number from trials where state = 'COMPLETE'"))
-    r = start(blobs, tmp_path, *args, "--epochs", "60", "--timeout", "1")
+    r = start(blobs, tmp_path, *args, "--epochs", "60", "--timeout", "1s", prune=False)
     out, err = r.communicate(timeout=300)
     assert r.returncode == 0 and f"resumed, {done} of 4" in out, err
 
@@ -198,7 +198,7 @@ def take_queued(url, barrier, out):
 def test_each_queued_trial_is_started_by_exactly_one_worker(tmp_path, request, backend):
     # Optuna's own WAITING -> RUNNING was a read then a write, with no lock on SQLite: 4 processes
     # took 99-108 of 60 queued trials, and a trial run twice killed its second worker at the end
-    # with "Cannot tell a COMPLETE trial" (search v17, CI). Warm starts and retried trials are queued.
+    # with "Cannot tell a COMPLETE trial" (CI). Warm starts and retried trials are queued.
     url = f"sqlite:///{tmp_path / 'q.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     study = optuna.create_study(study_name="q", storage=studies.open_storage(url, writer=True))
     for i in range(60):
@@ -256,7 +256,7 @@ def test_pareto_export_and_dashboard_read_while_a_search_writes(tmp_path, blobs)
     sys.path.insert(0, str(ROOT / "scripts"))
     from screenshot import free_port
     db = tmp_path / "studies" / "blobs-b3000.db"
-    p = start(blobs, tmp_path, "--trials", "10", "--jobs", "2", "--no-presets", "--epochs", "4")
+    p = start(blobs, tmp_path, "--trials", "10", "--jobs", "2", "--epochs", "4")
     assert wait_for(lambda: rows(db, "select number from trials where state = 'COMPLETE'"))
     port = free_port()
     dash = subprocess.Popen([sys.executable, "-m", "archsearch", "dashboard", "--port", str(port)], cwd=tmp_path,
@@ -288,7 +288,7 @@ def test_pareto_export_and_dashboard_read_while_a_search_writes(tmp_path, blobs)
 
 def test_workers_of_runs_with_other_seeds_draw_other_trials_and_one_seed_repeats():
     """Worker seeds were seed + index: with 2 workers, --seed 1's worker 0 drew --seed 0's worker 1's
-    numbers, and search v30 (--seed 1) trained 5 of v25's (--seed 0) sampled trials exactly."""
+    numbers, and two searches trained the same sampled trials."""
     from archsearch.engine import make_sampler
     from archsearch.workers import worker_seed
 
