@@ -1,10 +1,11 @@
 """Screenshots of `archsearch dashboard` in headless Debian Chromium (Selenium).
 
-    python scripts/screenshot.py --study mnist-b10000 --out docs/dashboard.png
+    python scripts/screenshot.py --study first --out docs/dashboard.png
 
 Starts the dashboard on a free port, opens the study page, waits until
 optuna-dashboard's Pareto view and archsearch's three figures have drawn, saves
-the page, stops the dashboard. tests/test_dashboard.py uses `chromium()`.
+archsearch's front figure (its accuracy axis zoomed on the complete trials; --page: the
+whole page), stops the dashboard. tests/test_dashboard.py uses `chromium()`.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def main() -> None:
     ap.add_argument("--storage")
     ap.add_argument("--out", default="docs/dashboard.png")
     ap.add_argument("--height", type=int, default=2900, help="window height in pixels: the page is long")
+    ap.add_argument("--page", action="store_true", help="the whole study page, not only the front figure")
     a = ap.parse_args()
     port = free_port()
     cmd = [sys.executable, "-m", "archsearch", "dashboard", "--study", a.study, "--port", str(port)]
@@ -75,7 +77,14 @@ def main() -> None:
         drv.get(f"http://127.0.0.1:{port}/dashboard/studies/1")
         print("figures:", wait_for_figures(drv))
         time.sleep(2)
-        drv.save_screenshot(a.out)
+        if a.page:
+            drv.save_screenshot(a.out)
+        else:  # the plot whose title names the front, as drawn
+            el = drv.execute_script("""const t = Array.from(document.querySelectorAll('.gtitle'))
+                .find(e => e.textContent.startsWith('Validation accuracy vs parameters'));
+                const p = t.closest('.js-plotly-plot'); p.scrollIntoView(); return p;""")
+            time.sleep(1)
+            el.screenshot(a.out)
         drv.quit()
         print("wrote", a.out)
     finally:
