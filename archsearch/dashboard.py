@@ -23,6 +23,7 @@ from .pruning import hypervolume
 from .signals import raise_if_stopped
 
 FIGURES = ("front", "curves", "hypervolume")  # graph object ids
+ZOOM_POINTS = 5.0  # the front figure's accuracy axis spans the best this many points (a 20-100% axis flattens it)
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -77,10 +78,12 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
         front.add_vline(x=budget, line_dash="dash", line_color="gray", annotation_text=f"budget {budget:,}")
     front.update_layout(title="Validation accuracy vs parameters", xaxis_title="parameters",
                         yaxis_title="validation accuracy (%)")
-    if done:  # zoom on the COMPLETE trials, where the front is (double-click shows every pruned one)
+    if done:  # zoom on the best 5 points of accuracy, where models differ (double-click shows every trial)
         accs = [t.values[0] for t in done]
-        pad = max(0.3, 0.15 * (max(accs) - min(accs)))
-        front.update_yaxes(range=[min(accs) - pad, min(100.0, max(accs)) + pad])
+        top = max(accs)
+        low = max(min(accs), top - ZOOM_POINTS)
+        pad = max(0.2, 0.1 * (top - low))
+        front.update_yaxes(range=[low - pad, min(100.0, top) + pad])
 
     curves = go.Figure()
     sizes = [t.user_attrs["params"] for t in trials] or [1]

@@ -32,6 +32,16 @@ def test_staircase():
     assert dashboard.staircase([]) == ([], [])
 
 
+def test_the_front_figure_zooms_on_the_best_five_points_of_accuracy():
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("settings", {"budget": 10000})
+    for acc, params in [(16.3, 550), (84.4, 650), (96.8, 2895), (98.3, 9053)]:  # a first search's front
+        study.add_trial(optuna.trial.create_trial(values=[acc, params], user_attrs={"params": params,
+                                                                                    "curve": [acc]}))
+    low, high = dashboard.figures(study)["front"].layout.yaxis.range
+    assert 92.5 < low < 93.3 and 98.3 < high < 99.0  # 16% and 84% are off the axis, not flattening it
+
+
 def test_run_saves_figures_and_a_note_per_trial(study_dir):
     from optuna_dashboard._custom_plot_data import list_graph_object_ids
     study = load(study_dir)
