@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -173,13 +174,25 @@ def cmd_run(args) -> int:
               f"{s.dataset}, budget {s.budget:,} params, {s.epochs} epochs, {info['train_images']:,} training / "
               f"{info['val_images']:,} validation images, {info['device']} {info['precision']}; pruning at epochs "
               f"{s.rungs or 'off'}" + (f"; {args.jobs} workers" if args.jobs > 1 else ""), flush=True)
-        state.update(info, bar=tqdm(total=args.trials, initial=min(info["done"], args.trials), unit="trial",
-                                    file=sys.stderr, disable=None, dynamic_ncols=True))
+        # One line on a terminal: trials, elapsed (and time left with --timeout), then engine.status
+        # (tqdm puts ", " before the postfix).
+        bar = tqdm(total=args.trials, initial=min(info["done"], args.trials), file=sys.stderr, disable=None,
+                   dynamic_ncols=True, bar_format="{n_fmt}/{total_fmt} trials, {elapsed} elapsed{desc}{postfix}")
+        state.update(info, bar=bar, started=time.monotonic())
+        show_status()
+
+    def show_status() -> None:
+        bar = state["bar"]
+        if args.timeout:
+            left = max(0, int(args.timeout - (time.monotonic() - state["started"])))
+            bar.set_description_str(f", {left // 60}:{left % 60:02d} left", refresh=False)
+        bar.set_postfix_str(engine.status(state["study"]))
 
     def on_trial(t) -> None:  # a finished trial, or a line about a worker
         bar = state["bar"]
         bar.write(t if isinstance(t, str) else engine.trial_line(t), file=sys.stdout)
         bar.update(0 if isinstance(t, str) or not engine.counts(t) else 1)
+        show_status()
 
     def close() -> None:
         if "bar" in state:
@@ -205,7 +218,8 @@ def cmd_run(args) -> int:
         return 143 if term else 130
     close()
     rows = studies.front(study)
-    print(f"\nPareto front ({len(rows)} trials) of {engine.finished_count(study)} finished:")
+    print(f"\n{engine.status(study)}")
+    print(f"Pareto front ({len(rows)} trials) of {engine.finished_count(study)} finished:")
     print(_front_table(rows))
     flags = f"--study {state['name']}" + (f" --storage {studies.mask_url(state['url'])}" if args.storage else "")
     print(f"\nnext: archsearch dashboard {flags}\n      archsearch pareto {flags}\n"

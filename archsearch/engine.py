@@ -28,7 +28,7 @@ from .genome import Genome, GenomeError, TrainConfig
 from .model import count_flops, count_params
 from .optuna_internals import experimental_ok
 from .presets import PRESETS
-from .pruning import keeps, rungs
+from .pruning import hypervolume, keeps, rungs
 from .signals import raise_if_stopped
 from .studies import SCHEMA, SearchError, check_schema, study_names
 from .trainer import TrainingDiverged, evaluate, fit
@@ -316,6 +316,29 @@ def finished_count(study: optuna.Study) -> int:
 
 def running_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+STATUS_SIZES = (1 / 16, 1 / 4, 1 / 2, 1)  # fractions of the budget the progress line reports the front at
+
+
+def status(study: optuna.Study) -> str:
+    """One line: trials by state, the best validation accuracy at or under a few sizes, and the
+    front's hypervolume (reference: chance accuracy, the budget; the dashboard's)."""
+    s = Settings.of(study)
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = sum(t.state == TrialState.PRUNED and "infeasible" not in t.user_attrs for t in trials)
+    other = sum(counts(t) for t in trials) - len(done) - pruned
+    parts = [f"{len(done)} complete, {pruned} pruned" + (f", {other} infeasible or failed" if other else "")]
+    points = [(t.values[0], int(t.values[1])) for t in done]
+    best = [(cap, max((a for a, p in points if p <= cap), default=None))
+            for cap in (int(s.budget * f) for f in STATUS_SIZES)]
+    if points:
+        parts.append("best <= " + ", ".join(f"{cap / 1000:.1f}k: {'-' if a is None else f'{a:.2f}%'}"
+                                            for cap, a in best))
+        chance = 100.0 / max(2, int(study.user_attrs.get("num_classes", 10)))
+        parts.append(f"hypervolume {hypervolume(points, (chance, s.budget)):,.0f}")
+    return " | ".join(parts)
 
 
 def trial_line(t: optuna.trial.FrozenTrial) -> str:

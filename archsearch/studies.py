@@ -4,6 +4,7 @@ loading studies, reading a study's front. No torch here: `pareto`, `export` and
 """
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
 
@@ -88,6 +89,9 @@ def open_storage(url: str, writer: bool = False):
         if writer and path is not None:
             with storage.engine.connect() as c:
                 c.exec_driver_sql("PRAGMA journal_mode=WAL")
+        # Close the pooled connections before the interpreter goes: SQLite then folds its -wal file
+        # back into the database, and a finished run leaves only the .db behind.
+        atexit.register(storage.engine.dispose)
         return storage
     except ImportError as e:  # Optuna wraps the driver's ModuleNotFoundError
         missing = getattr(e.__cause__, "name", None) or "its driver"

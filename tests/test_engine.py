@@ -260,3 +260,13 @@ def test_a_trial_that_never_beat_is_failed_and_retried_after_two_grace_periods(t
     assert states[dead.number] == TrialState.FAIL and states[fresh.number] == TrialState.RUNNING
     retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == dead.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING
+
+
+def test_status_counts_trials_by_state_and_reads_the_front_at_four_sizes(tmp_path, blobs):
+    s, storage, study, obj = make(tmp_path, blobs, budget=4000)
+    add_unbeatable(study, 300)  # 4 COMPLETE trials at 100% with 300 params
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"infeasible": "too big"}))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"pruned_at": 1}))
+    line = engine.status(study)
+    assert line.startswith("4 complete, 1 pruned, 1 infeasible or failed | best <= 0.2k: -, 1.0k: 100.00%")
+    assert "4.0k: 100.00%" in line and "hypervolume 333,000" in line  # (100 - 10) x (4000 - 300)
