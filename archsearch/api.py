@@ -9,11 +9,9 @@ Mistakes a user can fix raise ArchsearchError (errors.py) with a one-line messag
 from __future__ import annotations
 
 import json
-import os
 import re
 import statistics
-import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -59,25 +57,26 @@ def read_search_config(path: str | Path) -> dict:
 
 def search(dataset: str | None = None, budget: int | None = None, *, trials: int = 100,
            timeout: str | float | None = None, epochs: int | None = None, seed: int | None = None,
-           train_size: int | None = None, config: dict | str | Path | None = None, study: str | None = None,
-           storage: str | None = None, data_dir: str | None = None, device: str = "auto",
-           precision: str = "auto", compile: bool = False, jobs: int = 1,
-           on_open: Callable | None = None, on_trial: Callable | None = None):
+           train_size: int | None = None, image_size: int | None = None, channels: int | None = None,
+           config: dict | str | Path | None = None, study: str | None = None, storage: str | None = None,
+           data_dir: str | None = None, device: str = "auto", precision: str = "auto", compile: bool = False,
+           jobs: int = 1, on_open: Callable | None = None, on_trial: Callable | None = None):
     """Run (or resume) a search until the study holds `trials` finished trials or `timeout`
     passes; returns the optuna.Study.
 
     A new study needs `budget` (and takes `dataset`, default mnist); a study that exists
     keeps its stored settings, and a value given here that contradicts them is refused.
-    config: search-method settings (a dict, or a TOML/JSON file; search.SEARCH_KNOBS).
+    image_size, channels: resize the images to N x N, convert them to 1 or 3 channels.
+    config: search-method settings (a dict, or a TOML/JSON file; engine.SEARCH_KNOBS).
     on_open(info) hears what was opened before training starts; on_trial(t) each finished
     trial (a FrozenTrial, or a line about a worker)."""
     from . import engine as S
     from . import studies, workers
-    from .data import load
     from .bundle import artifact_dir
     from .trainer import check_compile, default_precision, resolve_device
     knobs = read_search_config(config) if isinstance(config, (str, Path)) else dict(config or {})
-    given = {"dataset": dataset, "budget": budget, "epochs": epochs, "seed": seed, "train_size": train_size, **knobs}
+    given = {"dataset": dataset, "budget": budget, "epochs": epochs, "seed": seed, "train_size": train_size,
+             "image_size": image_size, "channels": channels, **knobs}
     if study is None and budget is None:
         raise ArchsearchError("give a budget for a new search, or the study to resume")
     name = study or S.default_study_name(dataset or "mnist", budget)
@@ -103,7 +102,8 @@ def search(dataset: str | None = None, budget: int | None = None, *, trials: int
         given["dataset"] = given["dataset"] or "mnist"
         stored = S.Settings(**{k: v for k, v in given.items() if v is not None})
         stored.check()
-    data = load(stored.dataset, data_dir, val_size=stored.val_size, train_size=stored.train_size, device=dev)
+    data = stored.load(data_dir, dev)
+    S.space.check_input(data.in_shape)  # images the space cannot build for: refused before a study exists
     smallest = S.min_budget(data.in_shape, data.num_classes)
     if stored.budget < smallest:
         raise ArchsearchError(f"budget {stored.budget:,} is below the smallest model the search can build "
@@ -194,7 +194,8 @@ def load_model(source) -> tuple[str, object, object]:
 
 
 def train(model, dataset: str = "mnist", *, epochs: int | None = None, batch_size: int | None = None,
-          seeds: int = 1, seed: int = 0, train_size: int | None = None, data_dir: str | None = None,
+          seeds: int = 1, seed: int = 0, train_size: int | None = None, image_size: int | None = None,
+          channels: int | None = None, data_dir: str | None = None,
           device: str = "auto", precision: str = "auto", compile: bool = False,
           log: Callable[[str], None] | None = None, progress: bool = False) -> dict:
     """Train a preset name, Genome or config.json on the full training set `seeds` times;
@@ -209,7 +210,8 @@ def train(model, dataset: str = "mnist", *, epochs: int | None = None, batch_siz
     if compile:
         check_compile(dev)
     precision = default_precision(dev) if precision == "auto" else precision
-    data = load(dataset, data_dir, val_size=0, train_size=train_size, device=dev)  # nothing to select on
+    data = load(dataset, data_dir, val_size=0, train_size=train_size, device=dev,  # nothing to select on
+                image_size=image_size, channels=channels)
     try:
         genome = genome.with_input(data.in_shape, data.num_classes)
         params, flops = count_params(genome), count_flops(genome)
@@ -302,7 +304,7 @@ def _search_split(study, data_dir, device, precision):
     from .trainer import default_precision, resolve_device
     s = Settings.of(study)
     dev = resolve_device(device)
-    return (load(s.dataset, data_dir, val_size=s.val_size, train_size=s.train_size, device=dev),
+    return (s.load(data_dir, dev),
             default_precision(dev) if precision == "auto" else precision)
 
 

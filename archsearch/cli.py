@@ -70,8 +70,8 @@ def add_data_options(p: argparse.ArgumentParser, dataset: bool = True, advanced=
     from . import default_data_dir
     if dataset:
         p.add_argument("--dataset", default=None if advanced is not None else "mnist",
-                       help="mnist, fashion-mnist, kmnist, cifar10, or a path to an .npz with x_train, y_train, "
-                            "x_test, y_test (default: mnist)")
+                       help="mnist, fashion-mnist, kmnist, cifar10, a path to an .npz with x_train, y_train, "
+                            "x_test, y_test, or a folder of images with one subfolder per class (default: mnist)")
     p.add_argument("--data-dir", default=None,
                    help=f"where datasets live or are downloaded to (default: $ARCHSEARCH_DATA or data/; now "
                         f"{default_data_dir()})")
@@ -84,8 +84,12 @@ def add_data_options(p: argparse.ArgumentParser, dataset: bool = True, advanced=
 
 
 def add_train_size(p) -> None:
+    """--train-size, --image-size, --channels: what part of the data, at what shape."""
     p.add_argument("--train-size", type=positive_int, default=None,
                    help="use only the first N images of the (shuffled, seeded) training split: quick runs, tests")
+    p.add_argument("--image-size", type=positive_int, metavar="N",
+                   help="resize the images to N x N (bilinear, antialiased; default: as stored)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="convert to 1 (grayscale) or 3 (RGB) channels")
 
 
 def add_study_options(p: argparse.ArgumentParser) -> None:
@@ -147,7 +151,8 @@ def cmd_train(args) -> int:
     from . import api
     log = lambda s: print(s, file=sys.stderr if args.json else sys.stdout, flush=True)
     out = api.train(args.preset or args.config, args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-                    seeds=args.seeds, seed=args.seed, train_size=args.train_size, data_dir=args.data_dir,
+                    seeds=args.seeds, seed=args.seed, train_size=args.train_size, image_size=args.image_size,
+                    channels=args.channels, data_dir=args.data_dir,
                     device=args.device, precision=args.precision, compile=args.compile, log=log, progress=True)
     if args.json:
         print(json.dumps(out))
@@ -202,7 +207,8 @@ def cmd_run(args) -> int:
     resume = f"archsearch run {' '.join(shown)}" if sys.argv[1:2] == ["run"] else "the same command"
     try:
         study = api.search(args.dataset, args.budget, trials=args.trials, timeout=args.timeout, epochs=args.epochs,
-                           seed=args.seed, train_size=args.train_size, config=args.search_config,
+                           seed=args.seed, train_size=args.train_size, image_size=args.image_size,
+                           channels=args.channels, config=args.search_config,
                            study=args.study, storage=args.storage, data_dir=args.data_dir, device=args.device,
                            precision=args.precision, compile=args.compile, jobs=args.jobs, on_open=opened,
                            on_trial=on_trial)

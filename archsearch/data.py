@@ -132,10 +132,77 @@ def _load_npz(path: str):
     return tuple(out)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+HOLD_OUT = 1 / 6  # a folder without test/: this share of each class is the test set (MNIST's 10k of 60k)
+
+
+def _class_images(folder: Path) -> list[tuple[Path, int]]:
+    """(image path, class index) under one folder per class, ImageFolder's layout: classes sorted by name."""
+    classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise DataError(f"{folder} holds {len(classes)} class folders; give one subfolder of images per class "
+                        f"(at least 2)")
+    out = [(p, k) for k, d in enumerate(classes) for p in sorted(d.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not out:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES[:4])}, ...) in the class folders of {folder}")
+    return out
+
+
+def _read_images(items: list[tuple[Path, int]], size: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images as NCHW uint8 of size x size in `mode` ("L" or "RGB"), and their labels."""
+    from PIL import Image, UnidentifiedImageError
+    x = np.empty((len(items), size, size, 3 if mode == "RGB" else 1), dtype=np.uint8)
+    for i, (path, _) in enumerate(items):
+        try:
+            with Image.open(path) as im:
+                im = im.convert(mode)
+                x[i] = np.asarray(im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR)) \
+                    .reshape(size, size, -1)
+        except (OSError, UnidentifiedImageError) as e:
+            raise DataError(f"cannot read the image {path} ({e}); remove it or replace it") from None
+    return x.transpose(0, 3, 1, 2), np.array([k for _, k in items], dtype=np.int64)
+
+
+def _load_folder(path: str):
+    """A folder of images as torchvision's ImageFolder reads it: train/ and test/ with one subfolder
+    per class, or the class folders directly (then HOLD_OUT of each class, fixed seed, is the test
+    set). Every image is converted to grayscale if all are, else RGB, at the first image's size."""
+    root = Path(path)
+    if (root / "train").is_dir():
+        if not (root / "test").is_dir():
+            raise DataError(f"{root} has train/ but no test/; add test/ with the same class folders, or put the "
+                            f"class folders directly in {root}")
+        train, test = _class_images(root / "train"), _class_images(root / "test")
+    else:
+        items = _class_images(root)
+        rng = np.random.default_rng(SPLIT_SEED)
+        held = set()
+        for k in sorted({k for _, k in items}):
+            mine = [i for i, (_, c) in enumerate(items) if c == k]
+            held.update(rng.permutation(mine)[:max(1, round(len(mine) * HOLD_OUT))].tolist())
+        train = [it for i, it in enumerate(items) if i not in held]
+        test = [it for i, it in enumerate(items) if i in held]
+    size = _header(train[0][0])[0][0]
+    gray = all(_header(p)[1] in ("1", "L", "LA", "I", "I;16", "F") for p, _ in train[:200])  # a sample suffices
+    return (*_read_images(train, size, "L" if gray else "RGB"), *_read_images(test, size, "L" if gray else "RGB"))
+
+
+def _header(path: Path) -> tuple[tuple[int, int], str]:
+    """(size, mode) of an image, from its header."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            return im.size, im.mode
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"cannot read the image {path} ({e}); remove it or replace it") from None
+
+
 @lru_cache(maxsize=4)
 def load_arrays(name: str, data_dir: str):
     """(x_train, y_train, x_test, y_test) as numpy, NCHW uint8 + int labels; checked."""
-    if name.endswith(".npz"):
+    if Path(name).is_dir():
+        xtr, ytr, xte, yte = _load_folder(name)
+    elif name.endswith(".npz"):
         if not Path(name).is_file():
             raise DataError(f"dataset file {name} does not exist")
         xtr, ytr, xte, yte = _load_npz(name)
@@ -144,7 +211,8 @@ def load_arrays(name: str, data_dir: str):
     elif name == "cifar10":
         xtr, ytr, xte, yte = _load_cifar10(data_dir)
     else:
-        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)} or give a path to an .npz file")
+        raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}, or give a path to an .npz "
+                        f"file or to a folder of images")
     if len(xtr) != len(ytr) or len(xte) != len(yte):
         raise DataError(f"{name}: {len(xtr)} training images but {len(ytr)} labels "
                         f"({len(xte)}/{len(yte)} for test); the files do not belong together")
@@ -189,9 +257,34 @@ class Data:
         return (x - self.mean) / self.std
 
 
+def reshape(x: np.ndarray, size: int | None = None, channels: int | None = None) -> np.ndarray:
+    """NCHW uint8 images at size x size (bilinear, antialiased) with 1 or 3 channels (gray <-> RGB)."""
+    if channels and channels != x.shape[1]:
+        if channels == 3:
+            x = np.repeat(x, 3, axis=1)
+        else:  # ITU-R 601 luma, as PIL's convert("L")
+            x = np.clip(np.tensordot(np.array([0.299, 0.587, 0.114]), x, axes=([0], [1])).round(), 0, 255) \
+                .astype(np.uint8)[:, None]
+    if size and x.shape[2:] != (size, size):
+        chunks = [torch.nn.functional.interpolate(torch.from_numpy(x[i:i + 8192]).float(), size=(size, size),
+                                                  mode="bilinear", antialias=True, align_corners=False)
+                  for i in range(0, len(x), 8192)]  # 8192 images at a time: bounded memory
+        x = torch.cat(chunks).round().clamp(0, 255).to(torch.uint8).numpy()
+    return x
+
+
+@lru_cache(maxsize=4)
+def shaped_arrays(name: str, data_dir: str, image_size: int | None = None, channels: int | None = None):
+    """load_arrays, with the images at image_size x image_size and `channels` channels (None: as stored)."""
+    xtr, ytr, xte, yte = load_arrays(name, data_dir)
+    return reshape(xtr, image_size, channels), ytr, reshape(xte, image_size, channels), yte
+
+
 def load(name: str, data_dir: str | None = None, val_size: int = 5000, train_size: int | None = None,
-         device: str | torch.device = "cpu") -> Data:
-    xtr, ytr, xte, yte = load_arrays(name, data_dir or default_data_dir())
+         device: str | torch.device = "cpu", image_size: int | None = None, channels: int | None = None) -> Data:
+    if channels not in (None, 1, 3):
+        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+    xtr, ytr, xte, yte = shaped_arrays(name, data_dir or default_data_dir(), image_size, channels)
     if val_size < 0 or val_size >= len(xtr) - 1:
         raise DataError(f"a validation split of {val_size} images leaves no training images ({len(xtr)} in "
                         f"{name}); set a smaller val_size in --search-config")

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from . import __version__, space
 from .budget import DoesNotFit, fit_to_budget, scale
+from .data import load
 from .genome import Genome, GenomeError, TrainConfig
 from .model import count_flops, count_params
 from .optuna_internals import experimental_ok
@@ -52,6 +53,8 @@ class Settings:
     budget: int
     epochs: int = 15
     train_size: int | None = None  # use only the first N training images (quick runs)
+    image_size: int | None = None  # images resized to N x N (None: as stored)
+    channels: int | None = None    # 1 (grayscale) or 3 (RGB) (None: as stored)
     seed: int = 0          # the sampler's seed; trial n trains with seed + n
     # How the search works: `run --search-config FILE` sets these (README, "Search settings").
     val_size: int = 5000   # validation images carved from the training set (fixed split seed)
@@ -75,6 +78,11 @@ class Settings:
     def rungs(self) -> list[int]:
         return rungs(self.epochs, self.min_rung, self.eta) if self.prune else []
 
+    def load(self, data_dir: str | None, device):
+        """The study's data: its dataset and split, at its image size and channels."""
+        return load(self.dataset, data_dir, val_size=self.val_size, train_size=self.train_size, device=device,
+                    image_size=self.image_size, channels=self.channels)
+
     def check(self) -> None:
         """Values a search cannot run with, as one line each."""
         if self.sampler not in ("tpe", "nsga2", "random"):
@@ -90,11 +98,12 @@ class Settings:
                               f"train more epochs or set prune = false")
 
 
-SEARCH_KNOBS = tuple(f.name for f in fields(Settings))[5:]  # what --search-config may set
+SEARCH_KNOBS = tuple(f.name for f in fields(Settings))[7:]  # what --search-config may set: val_size on
 
 
 def default_study_name(dataset: str, budget: int) -> str:
-    return f"{Path(dataset).stem if dataset.endswith('.npz') else dataset}-b{budget}"
+    path = Path(dataset)
+    return f"{path.stem if dataset.endswith('.npz') or path.is_dir() else dataset}-b{budget}"
 
 
 def size_shift(settings: Settings) -> float:

@@ -192,6 +192,19 @@ def layout(p: dict, in_shape: tuple, num_classes: int) -> Genome:
     return Genome(tuple(layers), tuple(in_shape), num_classes)
 
 
+MIN_SIDE = 8  # the smallest images the space builds for: 4 stages pool 8x8 down to 1x1
+
+
+def check_input(in_shape: tuple) -> None:
+    """Refuse, in one line, images the space cannot build for: not square, or under 8x8."""
+    c, h, w = in_shape
+    if h != w:
+        raise GenomeError(f"images of {h}x{w} are not square; resize them (--image-size N)")
+    if h < MIN_SIDE:
+        raise GenomeError(f"images of {h}x{w} are smaller than the search space builds for ({MIN_SIDE}x{MIN_SIDE}); "
+                          f"enlarge them (--image-size {MIN_SIDE})")
+
+
 def smallest_layout(in_shape: tuple, num_classes: int) -> Genome:
     """The cheapest network the space can describe: two one-conv stages, a 1x1 conv head, GAP."""
     return Genome((Conv(1, 3, 1), Pool("max", 2), Conv(1, 3, 1), Conv(num_classes, 1, 0, False, "none"),

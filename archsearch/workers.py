@@ -73,14 +73,12 @@ def worker(spec: dict, index: int) -> None:
     import torch
 
     from . import engine, studies
-    from .data import load
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the parent reports each trial
     torch.set_num_threads(spec["threads"])
     try:
         storage = studies.open_storage(spec["url"], writer=True)
         study, s = engine.load_study(storage, spec["study"], worker_seed(spec["seed"], index, spec["restarts"]))
-        data = load(s.dataset, spec["data_dir"], val_size=s.val_size, train_size=s.train_size,
-                    device=spec["devices"][index % len(spec["devices"])])
+        data = s.load(spec["data_dir"], spec["devices"][index % len(spec["devices"])])
         engine.run(study, objective(s, data, spec["precision"], spec["compile"], spec["weights_dir"]),
                    spec["trials"], spec["timeout"])  # the parent draws the figures
     except KeyboardInterrupt as e:

@@ -171,3 +171,24 @@ def copy_study(finished: Path, dest: Path) -> Path:
     import shutil
     shutil.copytree(finished, dest)
     return dest
+
+
+def write_image_folder(root, images, labels, split: str | None = None, mode: str = "L"):
+    """Images (N, H, W) or (N, H, W, 3) uint8 as PNG files, one subfolder per class (c0, c1, ...),
+    under root/split if given: torchvision's ImageFolder layout. Returns root."""
+    from PIL import Image
+    base = Path(root) / split if split else Path(root)
+    for i, (x, y) in enumerate(zip(images, labels)):
+        folder = base / f"c{int(y)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.asarray(x), mode).save(folder / f"{i}.png")
+    return str(root)
+
+
+def digits_folder(root) -> str:
+    """scikit-learn's bundled 8x8 digits (1,797 images, 16 grey levels) as a folder of PNGs,
+    stretched to 0-255: a small real data set of another shape than MNIST."""
+    sklearn = pytest.importorskip("sklearn.datasets")
+    d = sklearn.load_digits()
+    x = (d.images * 255 / 16).round().astype(np.uint8)
+    return write_image_folder(root, x, d.target)

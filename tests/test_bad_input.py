@@ -24,6 +24,8 @@ CASES = [
     (["show", "--config", "notjson.json"], "not valid JSON"),
     (["show", "--config", "badgenome.json"], "layer 1"),
     (["train", "--preset", "seed-4232", "--dataset", "imagenet"], "choose from mnist, fashion-mnist"),
+    (["train", "--preset", "seed-4232", "--channels", "2"], "invalid choice: 2"),
+    (["train", "--preset", "seed-4232", "--dataset", "onefolder"], "onefolder holds 1 class folders"),
     (["train", "--preset", "seed-4232", "--data-dir", "empty"], "train-images-idx3-ubyte.gz"),
     (["train", "--preset", "seed-4232", "--data-dir", "corrupt"], "wrong magic"),
     (["train", "--preset", "seed-4232", "--epochs", "0"], "--epochs: must be a positive integer"),
@@ -47,6 +49,7 @@ CASES = [
     ([*NEW[:-2], "--search-config", "notjson.json"], "notjson.json is not valid JSON"),
     ([*NEW[:-2], "--search-config", "nope.toml"], "cannot read the search config nope.toml"),
     ([*NEW, "--epochs", "1"], "1 epochs leave no room for pruning at epoch 1"),
+    ([*NEW, "--image-size", "6"], "images of 6x6 are smaller than the search space builds for (8x8)"),
     ([*RUN, "--jobs", "0"], "--jobs: must be a positive integer"),
     ([*NEW, "--jobs", "9", "--trials", "4"], "jobs 9 is more than trials 4"),
     ([*RUN, "--seed", "5"], "you gave seed 5 (the study has 0)"),     # resume with other settings
@@ -95,7 +98,9 @@ def base(finished_study, tmp_path_factory):
     """A folder as a user has it: a finished study, a study with only a pruned trial,
     a corrupt database, bad configs, an empty and a corrupt data folder."""
     d = copy_study(finished_study, tmp_path_factory.mktemp("bad") / "base")
-    made = optuna.load_study(study_name="blobs-b3000", storage=f"sqlite:///{d}/studies/blobs-b3000.db").user_attrs
+    finished = optuna.storages.RDBStorage(f"sqlite:///{d}/studies/blobs-b3000.db")
+    made = optuna.load_study(study_name="blobs-b3000", storage=finished).user_attrs
+    finished.engine.dispose()  # closed, so that SQLite removes its -wal file now, not whenever it is collected
     empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{d}/studies/empty.db",
                                 directions=["maximize", "minimize"])
     for k, v in made.items():  # an archsearch study of today's schema
@@ -116,7 +121,9 @@ def base(finished_study, tmp_path_factory):
     (d / "empty").mkdir()
     _write_idx(d / "corrupt" / "MNIST" / "raw", magic_images=7)
     (d / "full").mkdir()
+    (d / "onefolder" / "a").mkdir(parents=True)
     (d / "full" / "x.txt").write_text("mine")
+    assert not list(d.rglob("*-wal")), "a finished run or a closed reader left SQLite's -wal file behind"
     return d
 
 

@@ -101,3 +101,61 @@ def test_real_mnist(mnist):
     assert d.num_classes == 10 and d.in_shape == (1, 28, 28)
     assert abs(d.mean.item() - 0.1307) < 2e-3 and abs(d.std.item() - 0.3081) < 2e-3
     assert torch.bincount(d.val_y).min() > 400  # the validation split holds every class
+
+
+def test_an_image_folder_loads_as_imagefolder_does_with_a_held_out_test_set(tmp_path):
+    from conftest import digits_folder
+    d = load(digits_folder(tmp_path / "digits"), val_size=200)
+    assert d.in_shape == (1, 8, 8) and d.num_classes == 10
+    assert len(d.train_x) + len(d.val_x) + len(d.test_x) == 1797
+    assert 0.15 < len(d.test_x) / 1797 < 0.18            # a sixth of each class, held out
+    assert set(d.test_y.tolist()) == set(range(10))
+    again = load(str(tmp_path / "digits"), val_size=200)  # the same split every time
+    assert torch.equal(again.test_x, d.test_x) and torch.equal(again.val_x, d.val_x)
+
+
+def test_an_image_folder_with_train_and_test_and_rgb_images(tmp_path):
+    from conftest import write_image_folder
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (40, 10, 10, 3), dtype=np.uint8), np.arange(40) % 4
+    write_image_folder(tmp_path / "f", x[:30], y[:30], "train", mode="RGB")
+    write_image_folder(tmp_path / "f", x[30:], y[30:], "test", mode="RGB")
+    d = load(str(tmp_path / "f"), val_size=6)
+    assert d.in_shape == (3, 10, 10) and len(d.test_x) == 10 and d.num_classes == 4
+    assert sorted(d.test_x.reshape(10, -1).sum(1).tolist()) == sorted(
+        torch.from_numpy(x[30:]).reshape(10, -1).sum(1).tolist())  # the test images, pixel for pixel
+
+
+@pytest.mark.parametrize("size, channels, shape", [(14, None, (1, 14, 14)), (32, 3, (3, 32, 32)), (None, 3, (3, 12, 12))])
+def test_images_are_resized_and_converted_once_loaded(tmp_path, size, channels, shape):
+    path = write_npz(tmp_path / "d.npz", n_train=40, shape=(12, 12))
+    d = load(path, val_size=8, image_size=size, channels=channels)
+    assert d.in_shape == shape and d.train_x.dtype == torch.uint8
+    if shape[0] == 3:  # gray to RGB: three equal channels
+        assert torch.equal(d.train_x[:, 0], d.train_x[:, 2])
+
+
+def test_an_rgb_image_converts_to_its_luma():
+    from archsearch.data import reshape
+    x = np.zeros((1, 3, 2, 2), dtype=np.uint8)
+    x[0, 1] = 200  # pure green
+    assert reshape(x, channels=1)[0, 0, 0, 0] == round(0.587 * 200)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "only").mkdir(parents=True), "holds 1 class folders"),
+    (lambda p: [(p / c).mkdir(parents=True) for c in ("a", "b")], "no images"),
+    (lambda p: [(p / "train" / c).mkdir(parents=True) for c in ("a", "b")], "has train/ but no test/"),
+])
+def test_bad_image_folders_are_one_line(tmp_path, make, message):
+    make(tmp_path / "f")
+    with pytest.raises(DataError, match=message):
+        load(str(tmp_path / "f"))
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    from conftest import write_image_folder
+    write_image_folder(tmp_path / "f", np.zeros((6, 8, 8), np.uint8), np.arange(6) % 2)
+    (tmp_path / "f" / "c0" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot read the image .*bad.png"):
+        load(str(tmp_path / "f"), val_size=1)
