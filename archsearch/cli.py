@@ -98,39 +98,42 @@ def add_study_options(p: argparse.ArgumentParser) -> None:
 
 
 def _front_table(rows: list[dict]) -> str:
-    lines = [f"{'trial':>5} {'params':>8} {'FLOPs':>11} {'val acc':>8} {'test acc':>8} {'epochs':>6}  architecture"]
+    lines = [f"{'trial':>5} {'params':>8} {'MACs':>11} {'int8 B':>8} {'RAM B':>8} {'val acc':>8} {'test acc':>8} "
+             f"{'epochs':>6}  architecture"]
     for r in rows:
         test = f"{r['test_acc']:.2f}" if r["test_acc"] is not None else "-"
         label = f"[{r['preset']}] " if r.get("preset") else ""
-        lines.append(f"{r['trial']:>5} {r['params']:>8,} {r['flops'] or 0:>11,} {r['val_acc']:>8.2f} {test:>8} "
-                     f"{r['epochs'] or 0:>6}  {label}{r['arch']}")
+        lines.append(f"{r['trial']:>5} {r['params']:>8,} {r['flops'] or 0:>11,} {r['int8_bytes'] or 0:>8,} "
+                     f"{r['peak_ram'] or 0:>8,} {r['val_acc']:>8.2f} {test:>8} {r['epochs'] or 0:>6}  {label}{r['arch']}")
     return "\n".join(lines)
 
 
 # Commands ---------------------------------------------------------------------------
 
 def cmd_presets(args) -> int:
-    from .model import count_flops, count_params
+    from .model import figures
     from .presets import PRESETS
-    rows = [{"name": p.name, "kind": p.kind, "params": count_params(p.genome),
-             "flops": count_flops(p.genome), "reported": p.reported, "source": p.source,
+    rows = [{"name": p.name, "kind": p.kind, **(f := figures(p.genome)), "flops": f["macs"],
+             "reported": p.reported, "source": p.source,
              **({k: p.measured[k] for k in ("test_acc_mean", "test_acc_std", "test_accs")} if p.measured else {})}
             for p in PRESETS.values()]
     if args.json:
         print(json.dumps(rows))
         return 0
-    print(f"{'preset':<12} {'params':>8} {'FLOPs':>11}  test accuracy (seeds: as published; found: measured)")
+    print(f"{'preset':<12} {'params':>8} {'MACs':>11} {'int8 B':>8} {'RAM B':>8}  test accuracy (seeds: as published; "
+          f"found: measured)")
     for r in rows:
-        print(f"{r['name']:<12} {r['params']:>8,} {r['flops']:>11,}  {r['reported']}")
+        print(f"{r['name']:<12} {r['params']:>8,} {r['macs']:>11,} {r['int8_bytes']:>8,} {r['peak_ram']:>8,}  "
+              f"{r['reported']}")
     return 0
 
 
 def cmd_show(args) -> int:
     from .api import load_model
-    from .model import count_flops, count_params, layer_table
+    from .model import figures, layer_table
     name, genome, cfg = load_model(args.preset or args.config)
     rows = layer_table(genome)
-    out = {"name": name, "params": count_params(genome), "flops": count_flops(genome), "layers": rows,
+    out = {"name": name, **(f := figures(genome)), "flops": f["macs"], "layers": rows,
            "architecture": genome.describe(), "genome": genome.to_dict(), "train": cfg.to_dict()}
     if args.json:
         print(json.dumps(out))
@@ -144,6 +147,8 @@ def cmd_show(args) -> int:
     print("=" * 64)
     print(f"Total params: {out['params']:,}")
     print(f"FLOPs per image: {out['flops']:,} (multiply-accumulates of conv and linear layers)")
+    print(f"int8 weights: {out['int8_bytes']:,} bytes (1 per weight, an int32 bias per output channel, BN folded)")
+    print(f"peak RAM: {out['peak_ram']:,} bytes (int8 activations, layer by layer: the largest input + output)")
     return 0
 
 
@@ -243,8 +248,8 @@ def cmd_pareto(args) -> int:
     study, _ = open_existing_study(args)
     rows = studies.front(study)
     if args.json:
-        print(json.dumps([{k: r[k] for k in ("trial", "params", "flops", "val_acc", "test_acc", "epochs")}
-                          for r in rows]))
+        print(json.dumps([{k: r[k] for k in ("trial", "params", "flops", "int8_bytes", "peak_ram", "val_acc",
+                                             "test_acc", "epochs")} for r in rows]))
     else:
         print(f"Pareto front of {study.study_name} ({len(rows)} trials):")
         print(_front_table(rows))

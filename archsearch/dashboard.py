@@ -60,7 +60,8 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
     trials = _finished(study)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
-    label = lambda t: f"#{t.number} {t.user_attrs.get('preset', '')}".strip()
+    label = lambda t: (f"#{t.number} {t.user_attrs.get('preset', '')}".strip() + f": {t.user_attrs.get('macs', 0):,} MACs, "
+                       f"{t.user_attrs.get('int8_bytes', 0):,} B int8, {t.user_attrs.get('peak_ram', 0):,} B RAM")
 
     front = go.Figure()
     front.add_scatter(x=[t.user_attrs["params"] for t in pruned], y=[t.user_attrs["curve"][-1] for t in pruned],

@@ -26,7 +26,7 @@ from . import __version__, space
 from .budget import DoesNotFit, fit_to_budget, scale
 from .data import load
 from .genome import Genome, GenomeError, TrainConfig
-from .model import count_flops, count_params
+from .model import count_flops, count_params, figures
 from .optuna_internals import experimental_ok
 from .presets import PRESETS
 from .pruning import hypervolume, keeps, rungs
@@ -268,7 +268,7 @@ class Objective:
         genome, cfg = self.genome_and_config(trial, kind)
         params = count_params(genome)
         trial.set_constraint("params_over_budget", float(min(0, params - self.s.budget)))
-        for k, v in {"params": params, "flops": count_flops(genome), "genome": genome.to_dict(),
+        for k, v in {**figures(genome), "flops": count_flops(genome), "genome": genome.to_dict(),
                      "train": cfg.to_dict(), "arch": genome.describe(), "device": str(self.data.device),
                      "normalize": self.data.normalization()}.items():
             trial.set_user_attr(k, v)

@@ -4,10 +4,17 @@
 The builder instantiates them, the counters add up their closed-form numbers, the
 table prints them and export writes them out as source, so the four cannot drift.
 
-FLOPs are multiply-accumulates of Conv2d and Linear per image, closed form: the
+FLOPs are multiply-accumulates (MACs) of Conv2d and Linear per image, closed form: the
 convention fvcore uses (one MAC = one flop), tested equal to fvcore's count for
 those ops. BatchNorm, ReLU and pooling are left out: BN folds into the conv at
 inference and the rest is a few percent of a conv's work.
+
+Deployment figures, for int8 inference executed layer by layer (as TFLite Micro does):
+- int8 bytes: 1 byte per Conv2d/Linear weight and 4 per output channel (an int32 bias: the
+  layer's own, or BatchNorm folded into it). Scales and zero points are left out.
+- peak RAM: the largest input + output of one kernel, 1 byte per activation. Kernels are
+  Conv2d (with its BatchNorm and ReLU fused, in place), pooling and Linear; Dropout and
+  Flatten cost nothing. The input image counts as the first kernel's input.
 """
 from __future__ import annotations
 
@@ -74,6 +81,38 @@ def count_params(g: Genome) -> int:
 
 def count_flops(g: Genome) -> int:
     return sum(op.flops for op in ops(g))
+
+
+KERNELS = ("Conv2d", "Linear", "MaxPool2d", "AvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool2d")
+
+
+def count_int8_bytes(g: Genome) -> int:
+    """Bytes of the weights of an int8 deployment (module docstring)."""
+    return sum(op.params - (op.shape[0] if op.kwargs.get("bias") else 0) + 4 * op.shape[0]
+               for op in ops(g) if op.module in ("Conv2d", "Linear"))
+
+
+def _size(shape: tuple) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def peak_ram(g: Genome) -> int:
+    """Bytes of int8 activations alive at once, layer by layer (module docstring)."""
+    peak, current = 0, _size(g.in_shape)
+    for op in ops(g):
+        if op.module in KERNELS:
+            peak = max(peak, current + _size(op.shape))
+            current = _size(op.shape)
+    return peak
+
+
+def figures(g: Genome) -> dict:
+    """What must fit on a device: params, MACs per image, int8 weight bytes, peak RAM bytes."""
+    return {"params": count_params(g), "macs": count_flops(g), "int8_bytes": count_int8_bytes(g),
+            "peak_ram": peak_ram(g)}
 
 
 def layer_table(g: Genome) -> list[dict]:

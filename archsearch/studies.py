@@ -120,6 +120,7 @@ def front(study: optuna.Study) -> list[dict]:
     for t in study.best_trials:
         a = t.user_attrs
         rows.append({"trial": t.number, "params": int(t.values[1]), "flops": a.get("flops"),
+                     "int8_bytes": a.get("int8_bytes"), "peak_ram": a.get("peak_ram"),
                      "val_acc": t.values[0], "test_acc": a.get("test_acc"), "epochs": a.get("epochs_run"),
                      "preset": a.get("preset"), "arch": a.get("arch")})
     return sorted(rows, key=lambda r: r["params"])

@@ -58,7 +58,8 @@ def test_study_shape_budget_and_trial_records(tmp_path, blobs):
             assert t.state == TrialState.PRUNED and t.constraints["params_over_budget"] > 0
             continue
         assert a["params"] <= 6000 and t.constraints["params_over_budget"] <= 0
-        assert {"kind", "flops", "genome", "train", "arch", "curve", "epochs_run", "epoch_seconds", "device"} <= set(a)
+        assert {"kind", "flops", "macs", "int8_bytes", "peak_ram", "genome", "train", "arch", "curve", "epochs_run",
+                "epoch_seconds", "device"} <= set(a)
         if a["kind"] == "sampled":  # its recorded parameters are what it trained
             assert a["train"]["lr"] == t.params["lr"] and a["train"]["batch_size"] == t.params["batch_size"]
             assert a["size_frac"] == t.params["size_frac"]

@@ -94,3 +94,37 @@ def test_layer_table_rows_add_up():
     assert sum(r["params"] for r in rows) == 7932
     assert rows[0]["layer"] == "Conv2d-1" and rows[0]["shape"] == [8, 28, 28]
     assert rows[-1]["shape"] == [10]
+
+
+def deployed(g) -> tuple[int, int]:
+    """(int8 weight bytes, peak RAM bytes) measured on the built module in eval mode: weights from
+    its Conv2d/Linear tensors, activations from the real tensors of one forward pass (hooks), with
+    BatchNorm, ReLU, Dropout and Flatten run in place on their input (they make no new buffer)."""
+    from torch import nn
+    m = build_model(g).eval()
+    weights = sum(mod.weight.numel() + 4 * mod.weight.shape[0] for mod in m.modules()
+                  if isinstance(mod, (nn.Conv2d, nn.Linear)))
+    sizes = []
+    kernels = (nn.Conv2d, nn.Linear, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d)
+    hooks = [mod.register_forward_hook(lambda mod, i, o: sizes.append(i[0][0].numel() + o[0].numel()))
+             for mod in m.modules() if isinstance(mod, kernels)]
+    with torch.no_grad():
+        m(torch.zeros(1, *g.in_shape))
+    for h in hooks:
+        h.remove()
+    return weights, max(sizes)
+
+
+@pytest.mark.parametrize("g", [p.genome for p in PRESETS.values()] + RANDOM[:100], ids=lambda g: g.describe()[:40])
+def test_int8_bytes_and_peak_ram_match_the_built_model(g):
+    from archsearch.model import figures
+    f = figures(g)
+    assert (f["int8_bytes"], f["peak_ram"]) == deployed(g)
+    assert f["macs"] == count_flops(g) and f["params"] == count_params(g)
+
+
+def test_seed_7932s_deployment_figures_by_hand():
+    from archsearch.model import figures
+    f = figures(PRESETS["seed-7932"].genome)
+    # The largest kernel is its second conv, 8 -> 10 channels at 28x28: 8 x 784 + 10 x 784 bytes.
+    assert f["peak_ram"] == (8 + 10) * 28 * 28

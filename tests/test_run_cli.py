@@ -48,7 +48,9 @@ def test_run_then_pareto_then_resume(tmp_path, blobs):
     assert r.stdout.count(" params ") >= 1 and "#0" in r.stdout
     p = cli("pareto", "--study", "blobs-b3000", "--json", cwd=tmp_path)
     rows = json.loads(p.stdout)
-    assert rows and set(rows[0]) == {"trial", "params", "flops", "val_acc", "test_acc", "epochs"}
+    assert rows and set(rows[0]) == {"trial", "params", "flops", "int8_bytes", "peak_ram", "val_acc", "test_acc",
+                                     "epochs"}
+    assert all(row["int8_bytes"] > row["params"] and row["peak_ram"] > 0 for row in rows)
     assert all(row["params"] <= 3000 for row in rows)
     r2 = cli("run", "--study", "blobs-b3000", "--trials", "5", cwd=tmp_path)  # its settings are the study's
     assert r2.returncode == 0 and "resumed, 3 of 5" in r2.stdout, r2.stderr
