@@ -58,7 +58,7 @@ def read_search_config(path: str | Path) -> dict:
 def search(dataset: str | None = None, budget: int | None = None, *, trials: int = 100,
            timeout: str | float | None = None, epochs: int | None = None, seed: int | None = None,
            train_size: int | None = None, image_size: int | None = None, channels: int | None = None,
-           config: dict | str | Path | None = None, study: str | None = None, storage: str | None = None,
+           max_macs: int | None = None, max_ram: int | None = None, config: dict | str | Path | None = None, study: str | None = None, storage: str | None = None,
            data_dir: str | None = None, device: str = "auto", precision: str = "auto", compile: bool = False,
            jobs: int = 1, on_open: Callable | None = None, on_trial: Callable | None = None):
     """Run (or resume) a search until the study holds `trials` finished trials or `timeout`
@@ -67,16 +67,19 @@ def search(dataset: str | None = None, budget: int | None = None, *, trials: int
     A new study needs `budget` (and takes `dataset`, default mnist); a study that exists
     keeps its stored settings, and a value given here that contradicts them is refused.
     image_size, channels: resize the images to N x N, convert them to 1 or 3 channels.
+    max_macs, max_ram: every model also has at most this many MACs per image and bytes of peak
+    int8 activations (model.py), by construction as for the budget.
     config: search-method settings (a dict, or a TOML/JSON file; engine.SEARCH_KNOBS).
     on_open(info) hears what was opened before training starts; on_trial(t) each finished
     trial (a FrozenTrial, or a line about a worker)."""
     from . import engine as S
     from . import studies, workers
+    from .budget import over_limits
     from .bundle import artifact_dir
     from .trainer import check_compile, default_precision, resolve_device
     knobs = read_search_config(config) if isinstance(config, (str, Path)) else dict(config or {})
     given = {"dataset": dataset, "budget": budget, "epochs": epochs, "seed": seed, "train_size": train_size,
-             "image_size": image_size, "channels": channels, **knobs}
+             "image_size": image_size, "channels": channels, "max_macs": max_macs, "max_ram": max_ram, **knobs}
     if study is None and budget is None:
         raise ArchsearchError("give a budget for a new search, or the study to resume")
     name = study or S.default_study_name(dataset or "mnist", budget)
@@ -108,6 +111,11 @@ def search(dataset: str | None = None, budget: int | None = None, *, trials: int
     if stored.budget < smallest:
         raise ArchsearchError(f"budget {stored.budget:,} is below the smallest model the search can build "
                               f"({smallest:,} parameters for {stored.dataset}); use {smallest} or more")
+    why = over_limits(S.scale(S.space.smallest_layout(data.in_shape, data.num_classes), 0.0), stored.max_macs,
+                      stored.max_ram)
+    if why:
+        raise ArchsearchError(f"the smallest model the search can build for {stored.dataset} has {why}; "
+                              f"raise the limit")
     the_study, created = S.open_study(studies.open_storage(url, writer=True), name, given, trials=trials)
     settings = S.Settings.of(the_study)
     if created:
@@ -236,13 +244,14 @@ def train(model, dataset: str = "mnist", *, epochs: int | None = None, batch_siz
             "train": cfg.to_dict(), "genome": genome.to_dict()}
 
 
-def export(study, out: str | Path | None = None, *, max_params: int | None = None, trial: int | None = None,
+def export(study, out: str | Path | None = None, *, max_params: int | None = None, max_macs: int | None = None,
+           max_ram: int | None = None, trial: int | None = None,
            pick: str = "se", force: bool = False, retrain: bool = False, rescore: int | None = None,
            rescore_seeds: int = 2, data_dir: str | None = None, device: str = "auto", precision: str = "auto",
            log: Callable[[str], None] | None = None) -> Path:
     """Write config.json, model.py and weights.pt of one COMPLETE trial into `out` (default
     exports/<study>-trial<N>); returns the folder. The trial: `trial`, else the one `pick`
-    chooses at or under `max_params` (default: the study's budget); rescore=K trains the K
+    chooses at or under `max_params` (default: the study's budget), `max_macs` and `max_ram`; rescore=K trains the K
     most accurate there again on fresh seeds and takes the best mean (rescore.py says why).
     A study is an optuna.Study or a study name in studies/."""
     from . import bundle as E
@@ -256,13 +265,13 @@ def export(study, out: str | Path | None = None, *, max_params: int | None = Non
         raise ArchsearchError("rescore re-ranks the best trials under a size; use it with max_params, not trial")
     if out is not None:
         E.check_out_dir(Path(out), force)  # before any training
-    t = E.pick(study, max_params, trial, pick)
+    t = E.pick(study, max_params, trial, pick, max_macs=max_macs, max_ram=max_ram)
     if trial is None and not rescore:
-        why = E.why_not_best(study, max_params, t)
+        why = E.why_not_best(study, max_params, t, max_macs=max_macs, max_ram=max_ram)
         if why:
             log(why)
-    rescored = _rescore(study, max_params, rescore, rescore_seeds, data_dir, device, precision, log) if rescore \
-        else None
+    rescored = _rescore(study, max_params, (max_macs, max_ram), rescore, rescore_seeds, data_dir, device,
+                        precision, log) if rescore else None
     t = rescored or t
     out = Path(out or f"exports/{study.study_name}-trial{t.number}")
     E.check_out_dir(out, force)
@@ -308,12 +317,12 @@ def _search_split(study, data_dir, device, precision):
             default_precision(dev) if precision == "auto" else precision)
 
 
-def _rescore(study, max_params, k, seeds, data_dir, device, precision, log):
+def _rescore(study, max_params, limits, k, seeds, data_dir, device, precision, log):
     """The best of the top k trials at or under the size by the mean of `seeds` fresh training
     runs on validation; None when only one trial fits (nothing to rank it against)."""
     from . import rescore
     from .bundle import fits, size_cap
-    trials = fits(study, size_cap(study, max_params))[:k]
+    trials = fits(study, size_cap(study, max_params), *limits)[:k]
     if len(trials) == 1:
         log(f"trial {trials[0].number} is the only COMPLETE trial at or under the size: nothing to re-score")
         return None

@@ -102,15 +102,19 @@ def standard_error(acc: float, images: int) -> float:
 # (docs/decisions.md).
 
 
-def fits(study: optuna.Study, cap: int) -> list[optuna.trial.FrozenTrial]:
-    """The COMPLETE trials with at most `cap` params (None: any size), most accurate first;
-    of two equally accurate, the smaller first. `--rescore K` ranks the first K of these."""
+def fits(study: optuna.Study, cap: int, max_macs: int | None = None,
+         max_ram: int | None = None) -> list[optuna.trial.FrozenTrial]:
+    """The COMPLETE trials with at most `cap` params (and max_macs MACs, max_ram bytes of peak RAM
+    where given), most accurate first; of two equally accurate, the smaller first. `--rescore K`
+    ranks the first K of these."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted((t for t in done if t.values[1] <= cap), key=lambda t: (-t.values[0], t.values[1]))
+    within = lambda t, key, limit: limit is None or t.user_attrs[key] <= limit
+    return sorted((t for t in done if t.values[1] <= cap and within(t, "macs", max_macs)
+                   and within(t, "peak_ram", max_ram)), key=lambda t: (-t.values[0], t.values[1]))
 
 
 def pick(study: optuna.Study, max_params: int | None = None, number: int | None = None,
-         rule: str = "se") -> optuna.trial.FrozenTrial:
+         rule: str = "se", max_macs: int | None = None, max_ram: int | None = None) -> optuna.trial.FrozenTrial:
     """--trial N, else among the COMPLETE trials with at most max_params (default: the study's
     budget) the one `rule` ("se" or "best", above) chooses. Ties: "se" takes the more accurate
     of two of one size, "best" the smaller of two equally accurate."""
@@ -126,11 +130,16 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
                               f"from 'archsearch pareto'")
         return t
     cap = size_cap(study, max_params)
-    ranked = fits(study, cap)
+    ranked = fits(study, cap, max_macs, max_ram)
     if not ranked:
         done = [t for t in trials if t.state == TrialState.COMPLETE]
         if not done:
             raise ExportError(f"study {study.study_name!r} has no COMPLETE trial yet; let 'archsearch run' finish one")
+        if max_macs is not None or max_ram is not None:
+            least = lambda key: min(t.user_attrs[key] for t in done)
+            raise ExportError(f"no COMPLETE trial fits at most {cap:,} params, {max_macs or '-'} MACs and "
+                              f"{max_ram or '-'} bytes of RAM; the least are {least('macs'):,} MACs and "
+                              f"{least('peak_ram'):,} bytes: raise the limits")
         smallest = min(int(t.values[1]) for t in done)
         raise ExportError(f"no COMPLETE trial has at most {cap:,} params; the smallest has {smallest:,}: "
                           f"use --max-params {smallest} or more")
@@ -141,9 +150,10 @@ def pick(study: optuna.Study, max_params: int | None = None, number: int | None 
     return max((t for t in ranked if t.values[0] >= floor), key=lambda t: (t.values[1], t.values[0]))
 
 
-def why_not_best(study: optuna.Study, max_params: int | None, t: optuna.trial.FrozenTrial) -> str | None:
+def why_not_best(study: optuna.Study, max_params: int | None, t: optuna.trial.FrozenTrial,
+                 **limits) -> str | None:
     """One line when the default pick is not the best validation score, else None."""
-    best = pick(study, max_params, rule="best")
+    best = pick(study, max_params, rule="best", **limits)
     if best.number == t.number:
         return None
     se = standard_error(best.values[0], val_images(study))

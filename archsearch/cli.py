@@ -213,7 +213,8 @@ def cmd_run(args) -> int:
     try:
         study = api.search(args.dataset, args.budget, trials=args.trials, timeout=args.timeout, epochs=args.epochs,
                            seed=args.seed, train_size=args.train_size, image_size=args.image_size,
-                           channels=args.channels, config=args.search_config,
+                           channels=args.channels, max_macs=args.max_macs, max_ram=args.max_ram,
+                           config=args.search_config,
                            study=args.study, storage=args.storage, data_dir=args.data_dir, device=args.device,
                            precision=args.precision, compile=args.compile, jobs=args.jobs, on_open=opened,
                            on_trial=on_trial)
@@ -265,7 +266,10 @@ def cmd_export(args) -> int:
         raise UserError(f"--pick chooses among the trials under a size; drop it with "
                         f"{'--trial' if args.trial is not None else '--rescore'}")
     log = lambda s: print(s, file=sys.stderr, flush=True)
-    out = api.export(study, args.out, max_params=args.max_params, trial=args.trial, pick=args.pick or "se",
+    if args.trial is not None and (args.max_macs or args.max_ram):
+        raise UserError("--max-macs and --max-ram choose among the trials; drop them with --trial")
+    out = api.export(study, args.out, max_params=args.max_params, max_macs=args.max_macs, max_ram=args.max_ram,
+                     trial=args.trial, pick=args.pick or "se",
                      force=args.force, retrain=args.retrain, rescore=args.rescore, rescore_seeds=args.rescore_seeds,
                      data_dir=args.data_dir, device=args.device, precision=args.precision, log=log)
     cfg = json.loads((out / "config.json").read_text())
@@ -315,6 +319,10 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
                                    "study. Every model is within the budget by construction. The study keeps its "
                                    "settings: resume it with --study NAME (and --trials or --timeout) alone.")
     p.add_argument("--budget", type=positive_int, help="hard limit on trainable parameters (needed for a new study)")
+    p.add_argument("--max-macs", type=positive_int, metavar="N",
+                   help="also at most N multiply-accumulates per image (compute on a device)")
+    p.add_argument("--max-ram", type=positive_int, metavar="BYTES",
+                   help="also at most BYTES of int8 activations alive at once, layer by layer (RAM on a device)")
     p.add_argument("--trials", type=positive_int, default=100,
                    help="finished trials the study should hold in total; a resumed run continues to N (default 100)")
     p.add_argument("--timeout", type=duration, help="stop starting new trials after this long: 90s, 30m, 2h")
@@ -358,6 +366,9 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
     add_study_options(p)
     pick = p.add_mutually_exclusive_group()
     pick.add_argument("--max-params", type=positive_int, metavar="N", help="pick among the trials with <= N params")
+    p.add_argument("--max-macs", type=positive_int, metavar="N", help="pick among the trials with <= N MACs per image")
+    p.add_argument("--max-ram", type=positive_int, metavar="BYTES",
+                   help="pick among the trials with <= BYTES of peak int8 activation memory")
     pick.add_argument("--trial", type=nonnegative_int, metavar="N", help="this trial number")
     p.add_argument("--pick", choices=("se", "best"), help="se (default): the largest trial whose validation "
                    "accuracy is within one binomial standard error of the best (one validation run cannot tell "

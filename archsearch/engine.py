@@ -55,6 +55,8 @@ class Settings:
     train_size: int | None = None  # use only the first N training images (quick runs)
     image_size: int | None = None  # images resized to N x N (None: as stored)
     channels: int | None = None    # 1 (grayscale) or 3 (RGB) (None: as stored)
+    max_macs: int | None = None    # every model under this many multiply-accumulates per image, too
+    max_ram: int | None = None     # and under this many bytes of peak int8 activations (model.peak_ram)
     seed: int = 0          # the sampler's seed; trial n trains with seed + n
     # How the search works: `run --search-config FILE` sets these (README, "Search settings").
     val_size: int = 5000   # validation images carved from the training set (fixed split seed)
@@ -85,6 +87,9 @@ class Settings:
 
     def check(self) -> None:
         """Values a search cannot run with, as one line each."""
+        for k in ("max_macs", "max_ram"):
+            if getattr(self, k) is not None and (not isinstance(getattr(self, k), int) or getattr(self, k) < 1):
+                raise SearchError(f"{k} must be a positive integer, got {getattr(self, k)!r}")
         if self.sampler not in ("tpe", "nsga2", "random"):
             raise SearchError(f"unknown sampler {self.sampler!r}; choose tpe, nsga2 or random")
         for k in ("budget", "epochs", "val_size", "eta", "min_rung", "min_peers", "size_peers"):
@@ -98,7 +103,8 @@ class Settings:
                               f"train more epochs or set prune = false")
 
 
-SEARCH_KNOBS = tuple(f.name for f in fields(Settings))[7:]  # what --search-config may set: val_size on
+SEARCH_KNOBS = tuple(f.name for f in fields(Settings))[[f.name for f in fields(Settings)].index("val_size"):]
+# (what --search-config may set: val_size and the fields after it)
 
 
 def default_study_name(dataset: str, budget: int) -> str:
@@ -234,15 +240,17 @@ class Objective:
         try:
             layout, frac, cfg = self.layout_and_config(trial, kind)
             trial.set_user_attr("size_frac", frac)
+            limits = {"max_macs": self.s.max_macs, "max_ram": self.s.max_ram}
             try:
-                genome = fit_to_budget(layout, int(self.s.budget * frac)).genome
+                genome = fit_to_budget(layout, int(self.s.budget * frac), **limits).genome
             except DoesNotFit as e:  # too big for its fraction but not for the budget: its smallest form
-                if e.min_params > self.s.budget:
-                    raise DoesNotFit(e.min_params, self.s.budget) from None  # name the study's budget
-                genome = fit_to_budget(layout, e.min_params).genome
+                if e.min_params > self.s.budget or e.limit:
+                    raise DoesNotFit(e.min_params, self.s.budget, e.limit) from None  # name the study's limits
+                genome = fit_to_budget(layout, e.min_params, **limits).genome
         except GenomeError as e:
-            # Infeasible: end at once, and tell the sampler by how much it missed.
-            over = getattr(e, "min_params", self.s.budget + 1) - self.s.budget
+            # Infeasible: end at once, and tell the sampler by how much it missed (params over the budget;
+            # 1 where a MAC or RAM limit is what it breaks).
+            over = max(1, getattr(e, "min_params", self.s.budget + 1) - self.s.budget)
             trial.set_constraint("params_over_budget", float(over))
             trial.set_user_attr("infeasible", str(e))
             raise optuna.TrialPruned(str(e)) from None

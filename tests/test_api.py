@@ -44,3 +44,27 @@ def test_images_smaller_than_8x8_are_refused_before_a_study_exists(tmp_path):
                                                           r"for \(8x8\); enlarge them \(--image-size 8\)"):
         archsearch.search(tiny, 3000, config={"val_size": 50}, device="cpu", storage=f"sqlite:///{tmp_path}/s.db")
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_search_under_a_ram_limit_never_trains_a_model_over_it(tmp_path):
+    blobs = write_blobs_npz(tmp_path / "blobs.npz", n_train=600, n_test=100)
+    study = archsearch.search(blobs, 10000, max_ram=4000, trials=6, epochs=1, config={**QUICK, "starts": 3},
+                              device="cpu", storage=f"sqlite:///{tmp_path}/s.db")
+    built = [t for t in study.trials if "genome" in t.user_attrs]
+    assert len(built) >= 4 and all(t.user_attrs["peak_ram"] <= 4000 for t in built)
+    assert max(t.user_attrs["peak_ram"] for t in built) > 2000  # the limit binds, it is not met by luck
+    done = [t for t in built if t.state.name == "COMPLETE"]
+    cap = sorted(t.user_attrs["peak_ram"] for t in done)[len(done) // 2]
+    out = archsearch.export(study, tmp_path / "e", max_ram=cap)  # export filters by the same figures
+    assert json.loads((out / "config.json").read_text())["provenance"]["trial"] in {
+        t.number for t in done if t.user_attrs["peak_ram"] <= cap}
+    with pytest.raises(archsearch.ArchsearchError, match="no COMPLETE trial fits .* raise the limits"):
+        archsearch.export(study, tmp_path / "f", max_ram=1000)
+
+
+def test_a_limit_no_model_can_meet_is_refused_before_a_study_exists(tmp_path):
+    blobs = write_blobs_npz(tmp_path / "blobs.npz", n_train=600, n_test=100)
+    with pytest.raises(archsearch.ArchsearchError, match=r"smallest model the search can build .* bytes of peak RAM "
+                                                          r"at minimum widths, over the limit of 500"):
+        archsearch.search(blobs, 10000, max_ram=500, config=QUICK, device="cpu", storage=f"sqlite:///{tmp_path}/s.db")
+    assert not (tmp_path / "s.db").exists()

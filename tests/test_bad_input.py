@@ -50,6 +50,10 @@ CASES = [
     ([*NEW[:-2], "--search-config", "nope.toml"], "cannot read the search config nope.toml"),
     ([*NEW, "--epochs", "1"], "1 epochs leave no room for pruning at epoch 1"),
     ([*NEW, "--image-size", "6"], "images of 6x6 are smaller than the search space builds for (8x8)"),
+    ([*NEW, "--max-ram", "500"], "bytes of peak RAM at minimum widths, over the limit of 500; raise the limit"),
+    ([*NEW, "--max-macs", "0"], "--max-macs: must be a positive integer"),
+    (["export", "--study", "blobs-b3000", "--max-ram", "100"], "no COMPLETE trial fits at most 3,000 params"),
+    (["export", "--study", "blobs-b3000", "--trial", "1", "--max-macs", "9"], "drop them with --trial"),
     ([*RUN, "--jobs", "0"], "--jobs: must be a positive integer"),
     ([*NEW, "--jobs", "9", "--trials", "4"], "jobs 9 is more than trials 4"),
     ([*RUN, "--seed", "5"], "you gave seed 5 (the study has 0)"),     # resume with other settings

@@ -62,3 +62,25 @@ def test_layout_too_big_reports_minimum():
 def test_classifier_keeps_num_classes():
     fit = fit_to_budget(PRESETS["seed-9798"].genome, 3000)
     assert fit.genome.layers[-2].out == 10
+
+
+@pytest.mark.parametrize("max_macs, max_ram", [(200_000, None), (None, 6_000), (400_000, 8_000)])
+def test_mac_and_ram_limits_are_met_by_construction_and_the_fit_is_the_largest(max_macs, max_ram):
+    from archsearch.model import count_flops, peak_ram
+    fitted = 0
+    for layout in list(layouts())[:60]:
+        try:
+            fit = fit_to_budget(layout, 20000, max_macs=max_macs, max_ram=max_ram)
+        except DoesNotFit as e:
+            small = scale(layout, 0.0)
+            assert count_params(small) > 20000 or (max_macs and count_flops(small) > max_macs) \
+                or (max_ram and peak_ram(small) > max_ram), str(e)
+            continue
+        g = fit.genome
+        assert count_params(g) <= 20000 and (max_macs is None or count_flops(g) <= max_macs) \
+            and (max_ram is None or peak_ram(g) <= max_ram)
+        bigger = scale(layout, fit.multiplier * 1.05 + 1e-9)  # a little wider breaks some limit
+        assert count_params(bigger) > 20000 or (max_macs and count_flops(bigger) > max_macs) \
+            or (max_ram and peak_ram(bigger) > max_ram) or fit.multiplier > 1e6
+        fitted += 1
+    assert fitted > 20
