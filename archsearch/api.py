@@ -246,13 +246,16 @@ def train(model, dataset: str = "mnist", *, epochs: int | None = None, batch_siz
 
 def export(study, out: str | Path | None = None, *, max_params: int | None = None, max_macs: int | None = None,
            max_ram: int | None = None, trial: int | None = None,
-           pick: str = "se", force: bool = False, retrain: bool = False, rescore: int | None = None,
+           pick: str = "se", force: bool = False, retrain: bool = False, onnx: bool = False, int8: bool = False,
+           rescore: int | None = None,
            rescore_seeds: int = 2, data_dir: str | None = None, device: str = "auto", precision: str = "auto",
            log: Callable[[str], None] | None = None) -> Path:
     """Write config.json, model.py and weights.pt of one COMPLETE trial into `out` (default
     exports/<study>-trial<N>); returns the folder. The trial: `trial`, else the one `pick`
     chooses at or under `max_params` (default: the study's budget), `max_macs` and `max_ram`; rescore=K trains the K
     most accurate there again on fresh seeds and takes the best mean (rescore.py says why).
+    onnx=True adds model.onnx (normalisation inside, checked with onnxruntime on 1,000 test
+    images); int8=True also model.int8.onnx, with both test accuracies in config.json.
     A study is an optuna.Study or a study name in studies/."""
     from . import bundle as E
     from . import engine as S
@@ -263,6 +266,9 @@ def export(study, out: str | Path | None = None, *, max_params: int | None = Non
         url = _url_of(study)
     if rescore and trial is not None:
         raise ArchsearchError("rescore re-ranks the best trials under a size; use it with max_params, not trial")
+    if onnx or int8:
+        from .deploy import require
+        require()  # before any training
     if out is not None:
         E.check_out_dir(Path(out), force)  # before any training
     t = E.pick(study, max_params, trial, pick, max_macs=max_macs, max_ram=max_ram)
@@ -296,8 +302,36 @@ def export(study, out: str | Path | None = None, *, max_params: int | None = Non
                        S.trial_seed(S.Settings.of(study), t.number), prec)
         weights = E.state_dict_cpu(model)
         cfg["metrics"]["test_acc_retrained"] = round(evaluate(model, data, data.test_x, data.test_y, prec), 4)
-    E.write(out, cfg, weights, force)
+    extra = None
+    if onnx or int8:
+        data, _ = _search_split(study, data_dir, "cpu", "fp32")
+        extra = lambda folder, cfg: _onnx_files(folder, cfg, weights, data, int8, log)
+    E.write(out, cfg, weights, force, extra)
     return out
+
+
+def _onnx_files(folder: Path, cfg: dict, weights: dict, data, int8: bool, log) -> None:
+    """model.onnx (and model.int8.onnx) into `folder`, with their checks and accuracies in cfg."""
+    from . import deploy
+    from .genome import Genome
+    from .model import build_model
+    genome = Genome.from_dict(cfg["genome"])
+    net = build_model(genome)
+    net.load_state_dict(weights)
+    model = deploy.Normalized(net, cfg["normalize"]["mean"], cfg["normalize"]["std"]).eval()
+    path = deploy.to_onnx(model, genome.in_shape, folder / "model.onnx")
+    test_x, test_y = data.test_x.numpy(), data.test_y.numpy()
+    diff = deploy.max_difference(path, model, test_x[:deploy.CHECK_IMAGES])
+    metrics = {"onnx_max_abs_diff": diff, "onnx_test_acc": round(deploy.accuracy(path, test_x, test_y), 4)}
+    log(f"model.onnx: onnxruntime against PyTorch on {min(len(test_x), deploy.CHECK_IMAGES):,} test images: "
+        f"max abs difference {diff:.2e}; test {metrics['onnx_test_acc']:.2f}%")
+    if int8:
+        calibration = data.train_x[:deploy.CALIBRATION_IMAGES].numpy()
+        q = deploy.quantize(path, folder / "model.int8.onnx", calibration)
+        metrics["int8_test_acc"] = round(deploy.accuracy(q, test_x, test_y), 4)
+        log(f"model.int8.onnx: test {metrics['int8_test_acc']:.2f}% (float {metrics['onnx_test_acc']:.2f}%), "
+            f"{q.stat().st_size:,} bytes on disk")
+    cfg["metrics"].update(metrics)
 
 
 def _url_of(study) -> str:

@@ -246,8 +246,9 @@ def check_out_dir(out: Path, force: bool) -> None:
         raise ExportError(f"cannot write to {parent}; choose another --out")
 
 
-def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path]:
-    """Write the three files; all or nothing. Returns their paths."""
+def write(out: Path, cfg: dict, weights: dict, force: bool = False, extra=None) -> list[Path]:
+    """Write the three files, and what extra(folder, cfg) writes beside them (ONNX files; it may add
+    to cfg before config.json is written); all or nothing. Returns their paths."""
     check_out_dir(out, force)
     genome = Genome.from_dict(cfg["genome"])
     TrainConfig.from_dict(cfg["train"])  # refuse a config train --config could not read
@@ -257,15 +258,18 @@ def write(out: Path, cfg: dict, weights: dict, force: bool = False) -> list[Path
     except OSError as e:
         raise ExportError(f"cannot write to {out.parent} ({e.strerror}); choose another --out") from None
     try:
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
         (tmp / "model.py").write_text(model_source(genome, cfg["name"], cfg.get("normalize")))
         import torch
         torch.save(weights, tmp / "weights.pt")
+        if extra is not None:
+            extra(tmp, cfg)
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        names = sorted(p.name for p in tmp.iterdir())
         if not out.exists():
             tmp.rename(out)
-        else:  # --force or an empty folder: replace our three files, leave the rest alone
-            for f in FILES:
+        else:  # --force or an empty folder: replace our files, leave the rest alone
+            for f in names:
                 os.replace(tmp / f, out / f)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return [out / f for f in FILES]
+    return [out / f for f in names]

@@ -257,6 +257,9 @@ def cmd_pareto(args) -> int:
     return 0
 
 
+FILES = ("config.json", "model.py", "weights.pt", "model.onnx", "model.int8.onnx")  # what export writes
+
+
 def cmd_export(args) -> int:
     from . import api
     study, url = open_existing_study(args)
@@ -269,7 +272,8 @@ def cmd_export(args) -> int:
     if args.trial is not None and (args.max_macs or args.max_ram):
         raise UserError("--max-macs and --max-ram choose among the trials; drop them with --trial")
     out = api.export(study, args.out, max_params=args.max_params, max_macs=args.max_macs, max_ram=args.max_ram,
-                     trial=args.trial, pick=args.pick or "se",
+                     trial=args.trial, pick=args.pick or "se", onnx=args.format == "onnx" or args.int8,
+                     int8=args.int8,
                      force=args.force, retrain=args.retrain, rescore=args.rescore, rescore_seeds=args.rescore_seeds,
                      data_dir=args.data_dir, device=args.device, precision=args.precision, log=log)
     cfg = json.loads((out / "config.json").read_text())
@@ -277,7 +281,7 @@ def cmd_export(args) -> int:
     test = f"{m['test_acc']:.2f}%" if m["test_acc"] is not None else "-"
     print(f"trial {n}: {m['params']:,} params, val {m['val_acc']:.2f}%, test {test}; "
           f"{study.trials[n].user_attrs.get('arch')}")
-    print(f"wrote {', '.join(str(out / f) for f in ('config.json', 'model.py', 'weights.pt'))}")
+    print(f"wrote {', '.join(str(f) for f in sorted(out.iterdir()) if f.name in FILES)}")
     print(f"verify: archsearch train --config {out / 'config.json'} --seeds 3")
     return 0
 
@@ -375,6 +379,12 @@ def build_parser(help_all: bool = False) -> argparse.ArgumentParser:
                    "them apart, and the larger usually retrains better); best: the best validation accuracy")
     p.add_argument("--out", metavar="DIR", help="output folder (default exports/<study>-trial<N>)")
     p.add_argument("--force", action="store_true", help="overwrite config.json/model.py/weights.pt in --out")
+    p.add_argument("--format", choices=("pytorch", "onnx"), default="pytorch",
+                   help="onnx: also model.onnx, input normalisation inside, checked with onnxruntime (needs "
+                        "pip install -e '.[deploy]')")
+    p.add_argument("--int8", action="store_true",
+                   help="also model.int8.onnx: static int8 quantization calibrated on training images, its test "
+                        "accuracy beside the float model's in config.json")
     p.add_argument("--retrain", action="store_true",
                    help="train the trial again (same data split, config, seed) instead of using stored weights")
     p.add_argument("--rescore", type=positive_int, metavar="K",
